@@ -1,0 +1,23 @@
+# ratesvc: one image, the same install step the README uses (pip install of the package).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RATESVC_HOST=0.0.0.0 \
+    RATESVC_PORT=8000 \
+    RATESVC_DATA_DIR=/var/lib/ratesvc
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /var/lib/ratesvc --create-home ratesvc
+
+USER ratesvc
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v1/health', timeout=2).status != 200)"]
+ENTRYPOINT ["ratesvc"]
+CMD ["serve"]

@@ -1,0 +1,42 @@
+# ratesvc developer commands.  `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+
+$(BIN)/ratesvc: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(BIN)/ratesvc ## make .venv and install ratesvc with its dev tools
+
+.PHONY: run
+run: $(BIN)/ratesvc ## start ratesvc (embedded Redis/PostgreSQL unless RATESVC_*_URL are set)
+	$(BIN)/ratesvc serve
+
+.PHONY: demo
+demo: $(BIN)/ratesvc ## start ratesvc against the built-in upstream simulators
+	RATESVC_SIMULATE=1 $(BIN)/ratesvc serve
+
+.PHONY: test
+test: $(BIN)/ratesvc ## run the whole test suite (starts its own Redis and PostgreSQL)
+	$(BIN)/pytest
+
+.PHONY: lint
+lint: $(BIN)/ratesvc ## ruff lint and format check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: $(BIN)/ratesvc ## format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

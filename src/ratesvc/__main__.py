@@ -1,0 +1,3 @@
+from ratesvc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,178 @@
+"""The Litestar application: ``create_app(settings)`` and its lifespan.
+
+Start-up order (shutdown is the reverse): connect Redis, PostgreSQL and the
+HTTP client; apply migrations; let each feature add its sinks and start its
+sources; start the drainer.  At shutdown the sources stop first, the queue is
+drained into the stores, and only then are the connections closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig
+from redis.asyncio import Redis
+
+from ratesvc import __version__
+from ratesvc.api.errors import http_exception_handler, internal_error_handler
+from ratesvc.api.ops import OPS_ROUTES, service_registry
+from ratesvc.config import Settings, SettingsError, load_settings
+from ratesvc.features import Feature
+from ratesvc.log import configure_logging, get_logger
+from ratesvc.migrate import apply_migrations
+from ratesvc.pipeline import Drainer, UpdateQueue
+from ratesvc.redact import redact_url
+from ratesvc.services import Services
+from ratesvc.supervisor import Supervisor
+
+log = get_logger("app")
+
+DRAINER_TASK = "drainer"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def default_features() -> list[Feature]:
+    return []
+
+
+async def _connect_postgres(url: str, attempts: int = 20) -> asyncpg.Pool:
+    """Replicas may start before the database accepts connections; wait a little."""
+    for attempt in range(1, attempts + 1):
+        try:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=10, command_timeout=30
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("postgres_connect_retry", attempt=attempt, error=repr(exc))
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        else:
+            return pool
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    features: list[Feature] = app.state.features
+    assert settings.redis_url is not None
+    assert settings.database_url is not None
+    async with AsyncExitStack() as stack:
+        redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        stack.push_async_callback(redis.aclose)
+        db = await _connect_postgres(settings.database_url)
+        stack.push_async_callback(db.close)
+        async with db.acquire() as conn:
+            await apply_migrations(conn)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            headers={"User-Agent": f"ratesvc/{__version__}"},
+        )
+        stack.push_async_callback(http.aclose)
+        supervisor = Supervisor()
+        services = Services(
+            settings=settings,
+            redis=redis,
+            db=db,
+            http=http,
+            queue=UpdateQueue(settings.queue_max),
+            supervisor=supervisor,
+        )
+        app.state.services = services
+        app.state.metrics_registry = service_registry(services)
+        log.info(
+            "stores_connected",
+            redis=redact_url(settings.redis_url),
+            postgres=redact_url(settings.database_url),
+        )
+
+        for feature in features:
+            if feature.start is not None:
+                await feature.start(services)
+        services.drainer = Drainer(
+            services.queue,
+            services.sinks,
+            batch_max=settings.drain_batch_max,
+            flush_interval_s=settings.drain_flush_interval_s,
+        )
+        supervisor.start(DRAINER_TASK, services.drainer.run)
+        log.info("app_started", features=[f.name for f in features])
+        try:
+            yield
+        finally:
+            grace = settings.shutdown_grace_s
+            sources = [name for name in supervisor.states if name != DRAINER_TASK]
+            await supervisor.stop(sources, grace_s=grace)
+            for feature in reversed(features):
+                if feature.stop is not None:
+                    await feature.stop(services)
+            if not await services.queue.join(grace):
+                log.warning("queue_not_drained_at_shutdown", depth=services.queue.depth)
+            await supervisor.stop([DRAINER_TASK], grace_s=grace)
+            log.info("app_stopped")
+
+
+def create_app(settings: Settings, features: list[Feature] | None = None) -> Litestar:
+    if settings.redis_url is None or settings.database_url is None:
+        raise SettingsError(
+            "RATESVC_REDIS_URL and RATESVC_DATABASE_URL must be set "
+            "(`ratesvc serve` starts embedded servers when they are not)"
+        )
+    chosen = default_features() if features is None else features
+    routes: list[Any] = [*OPS_ROUTES]
+    for feature in chosen:
+        routes.extend(feature.routes)
+    prometheus = PrometheusConfig(
+        app_name="ratesvc",
+        prefix="ratesvc",
+        group_path=True,
+        exclude=["/metrics", "/docs"],
+        exclude_unhandled_paths=True,
+    )
+    cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    return Litestar(
+        route_handlers=routes,
+        lifespan=[_lifespan],
+        middleware=[prometheus.middleware],
+        cors_config=cors,
+        exception_handlers={
+            HTTPException: http_exception_handler,
+            Exception: internal_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title="ratesvc",
+            version=__version__,
+            description="Crypto rates, cached stock bars and event counts.",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        state=_initial_state(settings, chosen),
+        debug=False,
+        logging_config=None,
+    )
+
+
+def _initial_state(settings: Settings, features: list[Feature]) -> Any:
+    from litestar.datastructures import State  # noqa: PLC0415
+
+    return State({"settings": settings, "features": features})
+
+
+def create_app_from_env() -> Litestar:
+    """Entry point for uvicorn worker processes (``factory=True``)."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.secrets)
+    return create_app(settings)

@@ -1,0 +1,160 @@
+"""Command line: ``ratesvc serve | simulate | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from types import FrameType
+from typing import Any
+
+from ratesvc.config import Settings, SettingsError, load_settings
+from ratesvc.log import configure_logging, get_logger
+
+log = get_logger("cli")
+
+
+def _settings_or_exit(overrides: dict[str, str]) -> Settings:
+    for key, value in overrides.items():
+        os.environ[key] = value
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"ratesvc: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    chosen = {
+        "RATESVC_HOST": getattr(args, "host", None),
+        "RATESVC_PORT": getattr(args, "port", None),
+        "RATESVC_WORKERS": getattr(args, "workers", None),
+    }
+    return {k: str(v) for k, v in chosen.items() if v is not None}
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - keep `ratesvc --help` fast
+
+    from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: PLC0415
+    from ratesvc.simulate.process import SimulatorProcess  # noqa: PLC0415
+
+    settings = _settings_or_exit(_overrides(args))
+    configure_logging(settings.log_level, settings.secrets)
+    with ExitStack() as stack:
+        # Child processes and workers read their settings from the environment,
+        # so whatever serve starts for them is announced there.
+        if settings.simulate:
+            simulators = stack.enter_context(SimulatorProcess(settings.data_path / "simulate"))
+            os.environ.update(simulators.environment())
+        if settings.redis_url is None:
+            redis = EmbeddedRedis(settings.data_path / "redis").start()
+            stack.callback(redis.stop)
+            os.environ["RATESVC_REDIS_URL"] = redis.url
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(settings.data_path / "postgres").start()
+            stack.callback(postgres.stop)
+            os.environ["RATESVC_DATABASE_URL"] = postgres.url
+        settings = _settings_or_exit({})
+        log.info("serving", host=settings.host, port=settings.port, workers=settings.workers)
+        _install_stop_handlers()
+        with contextlib.suppress(_StopRequestedError):
+            _run_uvicorn(uvicorn, settings)
+    return 0
+
+
+class _StopRequestedError(Exception):
+    """SIGTERM/SIGINT after uvicorn's graceful shutdown: unwind so the embedded servers stop."""
+
+
+def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
+    raise _StopRequestedError
+
+
+def _install_stop_handlers() -> None:
+    # uvicorn restores the previous handlers after its graceful shutdown and then
+    # re-raises the signal it caught; with the default handlers that would kill
+    # the process before the embedded Redis and PostgreSQL were stopped.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _raise_stop)
+
+
+def _run_uvicorn(uvicorn: Any, settings: Settings) -> None:
+    uvicorn.run(
+        "ratesvc.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=settings.access_log,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+    )
+
+
+def simulate(args: argparse.Namespace) -> int:
+    from ratesvc.simulate.server import run_simulators  # noqa: PLC0415
+
+    settings = _settings_or_exit({})
+    configure_logging(settings.log_level, settings.secrets)
+    asyncio.run(run_simulators(args.host, args.port, ready_file=args.ready_file, seed=args.seed))
+    return 0
+
+
+def migrate(_args: argparse.Namespace) -> int:
+    import asyncpg  # noqa: PLC0415
+
+    from ratesvc.migrate import apply_migrations  # noqa: PLC0415
+
+    settings = _settings_or_exit({})
+    configure_logging(settings.log_level, settings.secrets)
+    if settings.database_url is None:
+        print("ratesvc: RATESVC_DATABASE_URL must be set for migrate", file=sys.stderr)
+        return 2
+
+    async def run() -> list[int]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await apply_migrations(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    print(f"applied {len(applied)} migration(s): {applied}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ratesvc", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service (embedded stores if unset)")
+    serve_cmd.add_argument("--host", help="bind address (RATESVC_HOST)")
+    serve_cmd.add_argument("--port", type=int, help="TCP port (RATESVC_PORT)")
+    serve_cmd.add_argument("--workers", type=int, help="worker processes (RATESVC_WORKERS)")
+    serve_cmd.set_defaults(run=serve)
+
+    sim_cmd = commands.add_parser("simulate", help="run the Binance/CoinGecko/Polygon simulators")
+    sim_cmd.add_argument("--host", default="127.0.0.1")
+    sim_cmd.add_argument("--port", type=int, default=8100, help="first port; 0 picks free ports")
+    sim_cmd.add_argument("--seed", type=int, default=1, help="seed of the price random walk")
+    sim_cmd.add_argument("--ready-file", help="write the simulators' URLs here as JSON when up")
+    sim_cmd.set_defaults(run=simulate)
+
+    migrate_cmd = commands.add_parser("migrate", help="apply database migrations and exit")
+    migrate_cmd.set_defaults(run=migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.run(args)
+    return result

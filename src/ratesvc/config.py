@@ -1,0 +1,163 @@
+"""Settings: one msgspec Struct built from ``RATESVC_*`` variables (and ``.env``).
+
+The variable names are a public contract: each field ``foo_bar`` is read from
+``RATESVC_FOO_BAR``.  ``load_settings`` is pure (it takes the environment as a
+mapping) so tests build settings from plain dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+from ratesvc.redact import redact_url
+
+PREFIX = "RATESVC_"
+
+LogLevel = Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+_RATE_LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIOD_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every runtime setting of ratesvc.  Field ``x`` is ``RATESVC_X``."""
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    workers: PositiveInt = 1
+    log_level: LogLevel = "INFO"
+    access_log: bool = False
+    """One log line per request; off by default because metrics already count requests."""
+
+    # Storage. Unset URLs start embedded servers under data_dir.
+    redis_url: str | None = None
+    database_url: str | None = None
+    data_dir: str = ".ratesvc"
+    queue_max: PositiveInt = 10_000
+    """Bound of the update queue between producers and the drainer."""
+    drain_batch_max: PositiveInt = 500
+    drain_flush_interval_s: PositiveFloat = 0.02
+    shutdown_grace_s: PositiveFloat = 10.0
+
+    # Upstreams
+    simulate: bool = False
+    """Start the built-in upstream simulators and point the service at them."""
+    binance_ws_url: str = "wss://stream.binance.com:9443"
+    binance_rest_url: str = "https://api.binance.com"
+    coingecko_url: str = "https://api.coingecko.com/api/v3"
+    coingecko_api_key: str = ""
+    coingecko_poll_interval_s: PositiveFloat = 30.0
+    polygon_url: str = "https://api.polygon.io"
+    polygon_api_key: str = ""
+    polygon_calls_per_minute: PositiveInt = 5
+    polygon_timeout_s: PositiveFloat = 10.0
+
+    # Crypto rates
+    stale_after_s: PositiveFloat = 10.0
+    """A Binance value older than this is stale and the answer fails over to CoinGecko."""
+    coingecko_stale_after_s: PositiveFloat = 180.0
+    """CoinGecko refreshes its prices once a minute, so its values stay fresh longer."""
+    partial_courses: Literal["omit", "fail"] = "omit"
+    """Some requested directions have no fresh value: omit them (200) or fail (503)."""
+    lease_ttl_s: PositiveFloat = 5.0
+    """Lease on the exchange connections; another replica takes over within this time."""
+
+    # Stock bars
+    polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0
+    """Split-adjusted closed bars are refetched after this age (a split rewrites history)."""
+
+    # Events and rate limiting
+    rate_limit: str = "1500/minute"
+    trust_proxy: bool = False
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _RATE_LIMIT.match(self.rate_limit):
+            raise ValueError("expected `<count>/<second|minute|hour|day>` - at `$.rate_limit`")
+
+    @property
+    def rate_limit_parsed(self) -> tuple[int, int]:
+        """The rate limit as (requests, period in seconds)."""
+        match = _RATE_LIMIT.match(self.rate_limit)
+        assert match is not None  # checked in __post_init__
+        return int(match.group(1)), _PERIOD_S[match.group(2)]
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs, responses or metrics."""
+        return tuple(s for s in (self.coingecko_api_key, self.polygon_api_key) if s)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+
+_TUPLE_FIELDS = {"cors_origins"}
+_FIELDS = set(Settings.__struct_fields__)
+_FIELD_AT = re.compile(r"at `\$\.(\w+)`")
+
+
+def _env_name(field: str) -> str:
+    return PREFIX + field.upper()
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``) over an optional ``.env`` file.
+
+    Real environment variables win over the file, as in docker compose.
+    Raises SettingsError with a one-line message naming the variable.
+    """
+    merged: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+
+    raw: dict[str, object] = {}
+    for key, value in merged.items():
+        if not key.startswith(PREFIX):
+            continue
+        field = key.removeprefix(PREFIX).lower()
+        if field not in _FIELDS:
+            # Test-only and tool variables share the prefix; typos of real ones are caught here.
+            if field.startswith("test_"):
+                continue
+            raise SettingsError(f"unknown setting {key}; known settings: see .env.example")
+        if field in _TUPLE_FIELDS:
+            raw[field] = [part.strip() for part in value.split(",") if part.strip()]
+        elif value == "" and Settings.__struct_defaults__[_field_index(field)] is None:
+            raw[field] = None
+        else:
+            raw[field] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _FIELD_AT.search(message)
+        name = _env_name(match.group(1)) if match else "settings"
+        reason = _FIELD_AT.sub("", message).rstrip(" -")
+        shown = ""
+        if name in merged and not name.endswith("_KEY"):
+            shown = "=" + repr(redact_url(merged[name]))
+        raise SettingsError(f"invalid setting {name}{shown}: {reason}") from None
+
+
+def _field_index(field: str) -> int:
+    fields = Settings.__struct_fields__
+    return fields.index(field) - (len(fields) - len(Settings.__struct_defaults__))

@@ -1,0 +1,119 @@
+"""The update pipeline: producers -> bounded queue -> one drainer -> sinks.
+
+Producers call ``UpdateQueue.offer`` which never blocks, so a slow store
+never stalls a websocket read; a full queue drops the update and counts it
+(a newer price supersedes a dropped one).  The drainer takes batches and hands
+each batch to every sink; a sink's failure is logged and isolated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from ratesvc.log import get_logger
+
+log = get_logger("pipeline")
+
+
+class Sink(Protocol):
+    """Something the drainer writes batches to (Redis for handlers, PostgreSQL for history)."""
+
+    name: str
+
+    async def write(self, batch: Sequence[object]) -> None: ...
+
+
+class UpdateQueue:
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self.offered = 0
+
+    def offer(self, update: object) -> bool:
+        """Queue ``update`` without waiting; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(update)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning("queue_full_update_dropped", dropped_total=self.dropped)
+            return False
+        self.offered += 1
+        return True
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def next_batch(self, batch_max: int, flush_interval_s: float) -> list[object]:
+        """Wait for one update, then gather more until ``batch_max`` or the interval ends."""
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + flush_interval_s
+        while len(batch) < batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    batch.append(await self._queue.get())
+            except TimeoutError:
+                break
+        return batch
+
+    def done(self, count: int) -> None:
+        for _ in range(count):
+            self._queue.task_done()
+
+    async def join(self, timeout_s: float) -> bool:
+        """Wait until every queued update was written; False if that took too long."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            return False
+        return True
+
+
+class Drainer:
+    def __init__(
+        self,
+        queue: UpdateQueue,
+        sinks: list[Sink],
+        *,
+        batch_max: int = 500,
+        flush_interval_s: float = 0.02,
+    ) -> None:
+        self.queue = queue
+        self.sinks = sinks
+        self.batch_max = batch_max
+        self.flush_interval_s = flush_interval_s
+        self.batches = 0
+        self.sink_errors: dict[str, int] = {}
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.queue.next_batch(self.batch_max, self.flush_interval_s)
+            try:
+                await self.write(batch)
+            finally:
+                self.queue.done(len(batch))
+
+    async def write(self, batch: Sequence[object]) -> None:
+        # Redis first: it is what handlers read, so it must not wait for history.
+        for sink in self.sinks:
+            try:
+                await sink.write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one store's trouble must not stop the other
+                self.sink_errors[sink.name] = self.sink_errors.get(sink.name, 0) + 1
+                log.warning("sink_write_failed", sink=sink.name, error=repr(exc), size=len(batch))
+        self.batches += 1

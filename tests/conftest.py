@@ -1,0 +1,77 @@
+"""Fixtures: real Redis and PostgreSQL servers for the whole session, clean per test.
+
+The servers are the same embedded ones ``ratesvc serve`` starts, or the ones
+named by RATESVC_TEST_REDIS_URL / RATESVC_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from ratesvc.config import Settings, load_settings
+from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
+from ratesvc.log import configure_logging
+
+configure_logging("DEBUG", json=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("RATESVC_TEST_REDIS_URL"):
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if url := os.environ.get("RATESVC_TEST_DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data").start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a database whose ratesvc tables are empty."""
+    conn = await asyncpg.connect(database_url)
+    tables = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+        "AND tablename <> 'schema_migrations'"
+    )
+    if tables:
+        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+        await conn.execute(f"TRUNCATE {names}")
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def settings(redis_url: str, database_url: str, redis: Redis, db: asyncpg.Connection) -> Settings:
+    """Settings for an app on the test servers, with their stores emptied."""
+    return load_settings(
+        {
+            "RATESVC_REDIS_URL": redis_url,
+            "RATESVC_DATABASE_URL": database_url,
+            "RATESVC_SHUTDOWN_GRACE_S": "3",
+        },
+        env_file=None,
+    )
