@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -31,6 +32,7 @@ from ratesvc.features import Feature
 from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
 from ratesvc.pipeline import Drainer, UpdateQueue
+from ratesvc.ratelimit import rate_limit_middleware
 from ratesvc.redact import redact_url
 from ratesvc.services import Services
 from ratesvc.supervisor import Supervisor
@@ -42,7 +44,11 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def default_features() -> list[Feature]:
-    return []
+    from ratesvc.courses.feature import FEATURE as COURSES  # noqa: PLC0415
+    from ratesvc.events.feature import FEATURE as EVENTS  # noqa: PLC0415
+    from ratesvc.stocks.feature import FEATURE as STOCKS  # noqa: PLC0415
+
+    return [COURSES, STOCKS, EVENTS]
 
 
 async def _connect_postgres(url: str, attempts: int = 20) -> asyncpg.Pool:
@@ -142,10 +148,13 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
         exclude_unhandled_paths=True,
     )
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
+    middleware: list[Any] = [prometheus.middleware]
+    if (limiter := rate_limit_middleware(settings)) is not None:
+        middleware.append(limiter)
     return Litestar(
         route_handlers=routes,
         lifespan=[_lifespan],
-        middleware=[prometheus.middleware],
+        middleware=middleware,
         cors_config=cors,
         exception_handlers={
             HTTPException: http_exception_handler,
@@ -165,9 +174,7 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
     )
 
 
-def _initial_state(settings: Settings, features: list[Feature]) -> Any:
-    from litestar.datastructures import State  # noqa: PLC0415
-
+def _initial_state(settings: Settings, features: list[Feature]) -> State:
     return State({"settings": settings, "features": features})
 
 

@@ -67,7 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     polygon_calls_per_minute: PositiveInt = 5
     polygon_timeout_s: PositiveFloat = 10.0
 
-    # Crypto rates
+    # --- Crypto rates (ratesvc.courses) ---
     stale_after_s: PositiveFloat = 10.0
     """A Binance value older than this is stale and the answer fails over to CoinGecko."""
     coingecko_stale_after_s: PositiveFloat = 180.0
@@ -77,14 +77,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     lease_ttl_s: PositiveFloat = 5.0
     """Lease on the exchange connections; another replica takes over within this time."""
 
-    # Stock bars
+    # --- Stock bars (ratesvc.stocks) ---
     polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0
     """Split-adjusted closed bars are refetched after this age (a split rewrites history)."""
 
-    # Events and rate limiting
+    # --- Events (ratesvc.events) ---
+
+    # --- Rate limiting (ratesvc.ratelimit) ---
     rate_limit: str = "1500/minute"
+    """Per-client limit on every route except health, readiness and metrics."""
     trust_proxy: bool = False
+    """Take the client address from the first X-Forwarded-For hop (behind a reverse proxy)."""
+
+    # --- HTTP extras ---
     cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS, comma-separated; empty (the default) turns CORS off."""
 
     def __post_init__(self) -> None:
         if not _RATE_LIMIT.match(self.rate_limit):

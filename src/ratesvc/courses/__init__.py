@@ -1,0 +1,1 @@
+"""Crypto rates: /v1/courses fed by Binance and CoinGecko."""

@@ -9,13 +9,16 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 
+from ratesvc.simulate.polygon import PolygonSimulator
+
 
 class Upstreams:
     def __init__(self, *, seed: int = 1) -> None:
         self.seed = seed
+        self.polygon = PolygonSimulator(seed=seed)
 
     def http_routes(self) -> list[Any]:
-        return []
+        return [*self.polygon.routes()]
 
     async def _ws_handler(self, connection: ServerConnection) -> None:
         await connection.close(1008, "no websocket simulator yet")

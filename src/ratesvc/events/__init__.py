@@ -1,0 +1,1 @@
+"""Events: fast, lossless ingestion and exact counts."""

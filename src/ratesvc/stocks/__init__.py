@@ -1,0 +1,1 @@
+"""Stock bars: a caching proxy in front of Polygon.io aggregates."""
