@@ -82,12 +82,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Split-adjusted closed bars are refetched after this age (a split rewrites history)."""
 
     # --- Events (ratesvc.events) ---
+    events_stream_max: PositiveInt = 1_000_000
+    """Most events waiting in the Redis stream; beyond it POST /v1/events answers 503."""
+    events_batch_max: PositiveInt = 1000
+    """Most stream entries the event drainer writes to PostgreSQL in one transaction."""
+    events_claim_idle_s: PositiveFloat = 30.0
+    """Entries a drainer left pending this long (it died) are taken over by another one."""
+    events_lag_warn_s: PositiveFloat = 10.0
+    """Log a WARNING while the oldest undrained event is older than this."""
 
     # --- Rate limiting (ratesvc.ratelimit) ---
     rate_limit: str = "1500/minute"
     """Per-client limit on every route except health, readiness and metrics."""
     trust_proxy: bool = False
     """Take the client address from the first X-Forwarded-For hop (behind a reverse proxy)."""
+    rate_limit_enabled: bool = True
+    """Turn the per-client rate limit off entirely (e.g. when a proxy enforces one)."""
+    rate_limit_sync_interval_s: PositiveFloat = 0.1
+    """How often local counts are merged into Redis; bounds the overshoot across replicas."""
 
     # --- HTTP extras ---
     cors_origins: tuple[str, ...] = ()
