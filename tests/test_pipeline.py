@@ -6,11 +6,13 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ratesvc.courses import keys
-from ratesvc.courses.sinks import PostgresQuoteSink, RedisQuoteSink, load_quotes
+from ratesvc.courses.rates import Freshness
+from ratesvc.courses.sinks import PostgresQuoteSink, RedisCoursesSink, load_quotes
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
 from ratesvc.pipeline import Drainer, UpdateQueue
 
+FRESHNESS = Freshness(5, 60)
 T0 = datetime(2026, 11, 21, 12, 0, 5, tzinfo=UTC)
 
 
@@ -29,7 +31,7 @@ async def test_drainer_writes_latest_to_redis_and_history_to_postgres(
     await apply_migrations(db)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     queue = UpdateQueue(100)
-    drainer = Drainer(queue, [RedisQuoteSink(redis), PostgresQuoteSink(pool)], batch_max=2)
+    drainer = Drainer(queue, [RedisCoursesSink(redis, FRESHNESS, "omit"), PostgresQuoteSink(pool)], batch_max=2)
     task = asyncio.create_task(drainer.run())
     try:
         for i, value in enumerate(["100.5", "101.5", "99.25"]):
@@ -51,6 +53,8 @@ async def test_drainer_writes_latest_to_redis_and_history_to_postgres(
         ("ETHUSDT", Decimal("3000")),
     ]
     assert drainer.batches >= 2  # batch_max=2 split the four updates
+    # The same round trips stored the pre-rendered answers.
+    assert await redis.exists(keys.body_key("default"), keys.body_key("binance"))
 
 
 async def test_a_failing_sink_does_not_stop_the_other(redis: Redis) -> None:
@@ -61,7 +65,7 @@ async def test_a_failing_sink_does_not_stop_the_other(redis: Redis) -> None:
             raise ConnectionError("store down")
 
     queue = UpdateQueue(10)
-    drainer = Drainer(queue, [BrokenSink(), RedisQuoteSink(redis)])
+    drainer = Drainer(queue, [BrokenSink(), RedisCoursesSink(redis, FRESHNESS, "omit")])
     task = asyncio.create_task(drainer.run())
     try:
         queue.offer(quote("BTCUSDT", "1", 0))

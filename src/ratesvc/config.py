@@ -76,6 +76,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Some requested directions have no fresh value: omit them (200) or fail (503)."""
     lease_ttl_s: PositiveFloat = 5.0
     """Lease on the exchange connections; another replica takes over within this time."""
+    binance_silence_s: PositiveFloat = 5.0
+    """No frame for this long means the Binance connection is dead: reconnect."""
+    binance_reconnect_min_s: PositiveFloat = 1.0
+    """First reconnect delay; doubles (with jitter) up to binance_reconnect_max_s."""
+    binance_reconnect_max_s: PositiveFloat = 60.0
+    history_days: PositiveFloat = 30.0
+    """Per-minute quote history older than this is pruned from PostgreSQL."""
 
     # --- Stock bars (ratesvc.stocks) ---
     polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0

@@ -1,7 +1,137 @@
-"""The courses feature: its routes and what it starts."""
+"""The courses feature: sinks, warm start, the exchange connections under a lease, routes."""
 
 from __future__ import annotations
 
-from ratesvc.features import Feature
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-FEATURE = Feature(name="courses")
+from prometheus_client.core import GaugeMetricFamily
+
+from ratesvc.courses import keys
+from ratesvc.courses.api import ROUTES
+from ratesvc.courses.binance import run_binance
+from ratesvc.courses.broadcast import Broadcaster
+from ratesvc.courses.coingecko import run_coingecko
+from ratesvc.courses.directions import binance_symbols
+from ratesvc.courses.rates import Freshness
+from ratesvc.courses.sinks import (
+    PostgresQuoteSink,
+    RedisCoursesSink,
+    RenderTick,
+    prune_history,
+    warm_start,
+)
+from ratesvc.features import Feature
+from ratesvc.lease import Lease
+from ratesvc.log import get_logger
+from ratesvc.services import Services
+
+log = get_logger("courses")
+
+RENDER_TICK_S = 0.5
+PRUNE_EVERY_S = 3600.0
+
+
+@dataclass
+class CoursesState:
+    """What the handlers and metrics need of this feature."""
+
+    freshness: Freshness
+    partial: str
+    lease: Lease
+    sink: RedisCoursesSink
+    broadcaster: Broadcaster
+
+
+async def _run_exchanges(services: Services, sink: RedisCoursesSink) -> None:
+    """The work of the lease holder: both sources and a render tick."""
+    settings = services.settings
+    await sink.prime()
+    offer = services.queue.offer
+    async with asyncio.TaskGroup() as group:
+        group.create_task(
+            run_binance(
+                ws_url=settings.binance_ws_url,
+                rest_url=settings.binance_rest_url,
+                http=services.http,
+                symbols=binance_symbols(),
+                offer=offer,
+                silence_s=settings.binance_silence_s,
+                reconnect_min_s=settings.binance_reconnect_min_s,
+                reconnect_max_s=settings.binance_reconnect_max_s,
+            )
+        )
+        group.create_task(
+            run_coingecko(
+                base_url=settings.coingecko_url,
+                api_key=settings.coingecko_api_key,
+                http=services.http,
+                offer=offer,
+                interval_s=settings.coingecko_poll_interval_s,
+            )
+        )
+        group.create_task(_tick(services))
+
+
+async def _tick(services: Services) -> None:
+    tick = RenderTick()
+    while True:
+        await asyncio.sleep(RENDER_TICK_S)
+        services.queue.offer(tick)
+
+
+async def _prune(services: Services) -> None:
+    while True:
+        deleted = await prune_history(services.db, services.settings.history_days)
+        if deleted:
+            log.info("history_pruned", rows=deleted)
+        await asyncio.sleep(PRUNE_EVERY_S)
+
+
+def _metrics(state: CoursesState) -> Iterator[Any]:
+    held = GaugeMetricFamily(
+        "ratesvc_exchange_lease_held", "1 when this replica runs the exchange connections"
+    )
+    held.add_metric([], 1 if state.lease.held else 0)
+    yield held
+    age = GaugeMetricFamily(
+        "ratesvc_quote_age_seconds",
+        "Age of the latest quote per market (lease holder only)",
+        labels=["source", "market"],
+    )
+    now = datetime.now(UTC)
+    for quote in state.sink.quotes.values():
+        age.add_metric([quote.source, quote.market], (now - quote.observed_at).total_seconds())
+    yield age
+    clients = GaugeMetricFamily("ratesvc_stream_clients", "Open /v1/courses/stream connections")
+    clients.add_metric([], state.broadcaster.clients)
+    yield clients
+
+
+async def start(services: Services) -> None:
+    settings = services.settings
+    freshness = Freshness(settings.stale_after_s, settings.coingecko_stale_after_s)
+    sink = RedisCoursesSink(services.redis, freshness, settings.partial_courses)
+    services.sinks.extend([sink, PostgresQuoteSink(services.db)])
+    loaded = await warm_start(services.redis, services.db)
+    log.info("warm_start", quotes_loaded=loaded)
+    state = CoursesState(
+        freshness=freshness,
+        partial=settings.partial_courses,
+        lease=Lease(services.redis, keys.LEASE, settings.lease_ttl_s),
+        sink=sink,
+        broadcaster=Broadcaster(services.redis),
+    )
+    services.extras["courses"] = state
+    services.metric_sources.append(lambda: _metrics(state))
+    services.supervisor.start(
+        "exchanges", lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sink))
+    )
+    services.supervisor.start("courses_stream", state.broadcaster.run)
+    services.supervisor.start("history_pruner", lambda: _prune(services))
+
+
+FEATURE = Feature(name="courses", routes=ROUTES, start=start)
