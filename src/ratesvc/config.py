@@ -87,6 +87,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # --- Stock bars (ratesvc.stocks) ---
     polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0
     """Split-adjusted closed bars are refetched after this age (a split rewrites history)."""
+    polygon_budget_window_s: PositiveFloat = 60.0
+    """The window of RATESVC_POLYGON_CALLS_PER_MINUTE; only tests make it shorter."""
+    stocks_open_ttl_s: PositiveFloat = 60.0
+    """Bars of a session that is still open (today, US Eastern) are refetched after this age."""
+    stocks_settle_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    """A session's bars count as final this long after its US Eastern midnight (late trades)."""
+    stocks_budget_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    """Longest a request waits for an upstream call slot before answering stale or 503."""
+    stocks_refresh_interval_s: PositiveFloat = 5.0
+    """How often the background refresher looks for open sessions to keep fresh."""
+    stocks_refresh_recent_s: PositiveFloat = 900.0
+    """Series asked for within this many seconds have their open session kept fresh."""
 
     # --- Events (ratesvc.events) ---
     events_stream_max: PositiveInt = 1_000_000
