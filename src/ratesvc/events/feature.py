@@ -2,6 +2,51 @@
 
 from __future__ import annotations
 
+from ratesvc.events import store
+from ratesvc.events.appender import StreamAppender
+from ratesvc.events.counters import Counters
+from ratesvc.events.drainer import EventDrainer, consumer_name, ensure_group
+from ratesvc.events.monitor import BacklogMonitor, EventsCollector
+from ratesvc.events.routes import ROUTES
+from ratesvc.events.state import EventsState
 from ratesvc.features import Feature
+from ratesvc.log import get_logger
+from ratesvc.services import Services
 
-FEATURE = Feature(name="events")
+log = get_logger("events")
+
+DRAINER_TASK = "events-drainer"
+MONITOR_TASK = "events-monitor"
+
+
+async def start(services: Services) -> None:
+    settings = services.settings
+    await ensure_group(services.redis)
+    counters = Counters(services.redis)
+    # Redis may have lost the counters (restart without persistence, failover);
+    # PostgreSQL has the truth, and raising to it is harmless when nothing was lost.
+    totals = await store.all_totals(services.db)
+    await counters.raise_and_ack(totals)
+    appender = StreamAppender(services.redis, settings.events_stream_max)
+    drainer = EventDrainer(
+        services.redis,
+        services.db,
+        consumer=consumer_name(),
+        batch_max=settings.events_batch_max,
+        claim_idle_s=settings.events_claim_idle_s,
+    )
+    monitor = BacklogMonitor(
+        services.redis,
+        appender,
+        stream_max=settings.events_stream_max,
+        lag_warn_s=settings.events_lag_warn_s,
+    )
+    await monitor.sample()
+    services.extras["events"] = EventsState(appender, counters, drainer, monitor)
+    services.metric_sources.append(EventsCollector(appender, drainer, monitor))
+    services.supervisor.start(DRAINER_TASK, drainer.run)
+    services.supervisor.start(MONITOR_TASK, monitor.run)
+    log.info("events_started", consumer=drainer.consumer, event_types=len(totals))
+
+
+FEATURE = Feature(name="events", routes=ROUTES, start=start)

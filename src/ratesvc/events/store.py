@@ -22,14 +22,16 @@ WITH batch AS (
     SELECT dedup_key, event_id, user_id, event_type, to_timestamp(ts), payload::jsonb FROM batch
     ON CONFLICT (dedup_key) DO NOTHING
     RETURNING event_type
+), counted AS (
+    SELECT event_type, count(*) AS n FROM inserted GROUP BY event_type
 ), added AS (
     INSERT INTO event_counts AS c (event_type, count)
     -- Fixed lock order, so two drainers touching the same types cannot deadlock.
-    SELECT event_type, count(*) FROM inserted GROUP BY event_type ORDER BY event_type
+    SELECT event_type, n FROM counted ORDER BY event_type
     ON CONFLICT (event_type) DO UPDATE SET count = c.count + EXCLUDED.count
-    RETURNING c.event_type, c.count, EXCLUDED.count AS added
+    RETURNING c.event_type, c.count
 )
-SELECT event_type, count, added FROM added
+SELECT event_type, a.count, k.n AS added FROM added AS a JOIN counted AS k USING (event_type)
 UNION ALL
 -- Types of this batch that gained no row (a redelivery): their current totals, so the
 -- Redis copy is repaired even when the first delivery committed and then died.
@@ -56,7 +58,9 @@ class BatchResult:
     """Rows this batch added; the others were already there."""
 
 
-async def write_batch(db: asyncpg.Pool | asyncpg.Connection, rows: Sequence[EventRow]) -> BatchResult:
+async def write_batch(
+    db: asyncpg.Pool | asyncpg.Connection, rows: Sequence[EventRow]
+) -> BatchResult:
     """Insert ``rows`` (idempotently) and return the per-type totals."""
     rows = sorted(rows, key=lambda r: r.dedup_key)  # fixed lock order across drainers
     records = await db.fetch(
