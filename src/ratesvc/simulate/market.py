@@ -17,10 +17,14 @@ class Market:
         self._random = random.Random(seed)
         self.prices = dict(_START)
         self.usd_rub = _USD_RUB
+        self.pinned: set[str] = set()
+        """Symbols set by hand; the walk leaves them where they were put."""
 
     def step(self) -> None:
         """Move every price one step of a geometric random walk."""
         for symbol, price in self.prices.items():
+            if symbol in self.pinned:
+                continue
             sigma = _VOLATILITY.get(symbol, 0.0005)
             self.prices[symbol] = price * math.exp(self._random.gauss(0.0, sigma))
         self.usd_rub *= math.exp(self._random.gauss(0.0, 0.0002))
@@ -48,6 +52,7 @@ class Market:
 
     def set_price(self, symbol: str, price: float) -> None:
         self.prices[symbol.upper()] = price
+        self.pinned.add(symbol.upper())
 
     @staticmethod
     def as_decimal(text: str) -> Decimal:
