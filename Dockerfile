@@ -15,7 +15,8 @@ COPY src ./src
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/ratesvc --create-home ratesvc
 
-USER ratesvc
+# Numeric, so the runtime (and Kubernetes runAsNonRoot) can tell it is not root.
+USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v1/health', timeout=2).status != 200)"]
