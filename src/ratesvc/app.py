@@ -23,9 +23,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ratesvc import __version__
-from ratesvc.api.errors import http_exception_handler, internal_error_handler
+from ratesvc.api.errors import (
+    http_exception_handler,
+    internal_error_handler,
+    store_unavailable_handler,
+)
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.features import Feature
@@ -158,6 +163,7 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
         cors_config=cors,
         exception_handlers={
             HTTPException: http_exception_handler,
+            RedisError: store_unavailable_handler,
             Exception: internal_error_handler,
         },
         openapi_config=OpenAPIConfig(

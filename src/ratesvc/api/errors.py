@@ -41,6 +41,12 @@ def http_exception_handler(_request: Request[Any, Any, Any], exc: HTTPException)
     return error_response(exc.status_code, detail, headers=exc.headers, **extra)
 
 
+def store_unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Redis unreachable: a fast, clear 503 instead of a 500 (the client may retry)."""
+    log.warning("store_unavailable", path=request.url.path, error=repr(exc))
+    return error_response(503, "storage temporarily unavailable", headers={"Retry-After": "1"})
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", path=request.url.path, error=repr(exc), exc_info=exc)
     return error_response(500, "internal server error")
