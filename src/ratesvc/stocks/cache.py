@@ -1,0 +1,79 @@
+"""The range-aware bar cache: one Redis hash per series, one field per time chunk.
+
+Nothing here expires through Redis: an entry past its freshness is still the
+best answer when Polygon fails (served marked stale), so freshness is decided
+on read from when the chunk was fetched:
+
+* a chunk fetched after its session closed (its last Eastern midnight plus
+  ``settle_s``) is final; unadjusted bars never change, split-adjusted ones
+  are refetched after ``adjusted_max_age_s`` because a split rewrites history;
+* a chunk fetched while its session was open is fresh for ``open_ttl_s``.
+
+Memory is bounded by an explicit purge (``ratesvc purge``) or Redis's
+eviction policy (whole series are evicted as one key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import msgspec
+from redis.asyncio import Redis
+
+from ratesvc.log import get_logger
+from ratesvc.stocks import keys
+from ratesvc.stocks.models import SeriesKey, StoredChunk
+from ratesvc.stocks.timegrid import CHUNK_SPAN, chunk_end_ms
+
+log = get_logger("stocks.cache")
+
+_encode = msgspec.json.Encoder().encode
+_decode_chunk = msgspec.json.Decoder(StoredChunk).decode
+
+
+class BarStore:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        open_ttl_s: float,
+        settle_s: float,
+        adjusted_max_age_s: float,
+    ) -> None:
+        self.redis = redis
+        self.open_ttl_ms = int(open_ttl_s * 1000)
+        self.settle_ms = int(settle_s * 1000)
+        self.adjusted_max_age_ms = int(adjusted_max_age_s * 1000)
+
+    def closes_at_ms(self, series: SeriesKey, chunk: date) -> int:
+        """From this instant on, a fetch of ``chunk`` is final."""
+        return chunk_end_ms(chunk, CHUNK_SPAN[series.timespan]) + self.settle_ms
+
+    def is_fresh(self, series: SeriesKey, chunk: date, stored: StoredChunk, now_ms: int) -> bool:
+        age_ms = now_ms - stored.fetched_ms
+        if stored.fetched_ms >= self.closes_at_ms(series, chunk):
+            return not series.adjusted or age_ms < self.adjusted_max_age_ms
+        return age_ms < self.open_ttl_ms
+
+    async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[StoredChunk | None]:
+        if not chunks:
+            return []
+        raw = await self.redis.hmget(keys.bars_key(series.id), [c.isoformat() for c in chunks])
+        loaded: list[StoredChunk | None] = []
+        for chunk, value in zip(chunks, raw, strict=True):
+            if value is None:
+                loaded.append(None)
+                continue
+            try:
+                loaded.append(_decode_chunk(value))
+            except msgspec.DecodeError:
+                # A chunk written by an incompatible version: refetch it.
+                log.warning("bad_chunk_in_redis", series=series.id, chunk=chunk.isoformat())
+                loaded.append(None)
+        return loaded
+
+    async def save(self, series: SeriesKey, chunks: dict[date, StoredChunk]) -> None:
+        if chunks:
+            mapping = {chunk.isoformat(): _encode(stored) for chunk, stored in chunks.items()}
+            await self.redis.hset(keys.bars_key(series.id), mapping=mapping)  # type: ignore[arg-type]

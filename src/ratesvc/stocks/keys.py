@@ -1,0 +1,40 @@
+"""Redis keys of the stocks feature, in one place.
+
+A series id is ``TICKER|multiplier|timespan|a`` (``a`` adjusted, ``u`` not);
+a chunk is named by its first US Eastern day, ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+BARS_PREFIX = "ratesvc:stocks:bars:"
+"""Hash per series: chunk -> StoredChunk (msgspec JSON).  No TTL: closed bars never change."""
+LOCK_PREFIX = "ratesvc:stocks:lock:"
+"""String per (series, chunk) being fetched: the owner's token.  TTL: a fetch's worst case."""
+FAILURE_PREFIX = "ratesvc:stocks:failed:"
+"""String per (series, chunk) whose fetch just failed: the failure, for waiters.  TTL 5 s."""
+RECENT = "ratesvc:stocks:recent"
+"""Sorted set: series id -> last time (ms) a request touched its open session."""
+BUDGET_CALLS = "ratesvc:stocks:budget:calls"
+"""Sorted set of upstream calls in the current window (score: Redis time in ms)."""
+BUDGET_WAITING = "ratesvc:stocks:budget:waiting"
+"""Set while a user request waits for a slot; background refreshes stand back."""
+BUDGET_PAUSED = "ratesvc:stocks:budget:paused_until"
+"""Redis time (ms) before which nobody calls Polygon, after a 429."""
+
+
+def bars_key(series_id: str) -> str:
+    return BARS_PREFIX + series_id
+
+
+def lock_key(series_id: str, chunk: str) -> str:
+    return f"{LOCK_PREFIX}{series_id}|{chunk}"
+
+
+def failure_key(series_id: str, chunk: str) -> str:
+    return f"{FAILURE_PREFIX}{series_id}|{chunk}"
+
+
+def ticker_pattern(ticker: str) -> str:
+    """SCAN pattern for every series hash of ``ticker`` (glob characters escaped)."""
+    escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in ticker)
+    return f"{BARS_PREFIX}{escaped}|*"

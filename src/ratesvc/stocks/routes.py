@@ -1,0 +1,131 @@
+"""``GET /v1/stocks/aggs/...`` and Polygon's own path, ``GET /v2/aggs/ticker/...``.
+
+Both answer in Polygon's shape so Polygon's clients work unchanged with their
+base URL pointed here.  A client's ``Authorization`` header or ``apiKey`` is
+never read: upstream calls carry the service's key only.  Every answer has an
+``X-Cache`` header; a stale one also ``Warning: 110``.  ``next_url`` points
+back here, the original path plus ``cursor`` (the next bar's time in ms) in
+the query string, because Polygon's clients keep only the path and query.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import msgspec
+from litestar import MediaType, Request, Response, get
+from litestar.datastructures import State
+from msgspec import UNSET
+from redis.exceptions import RedisError
+
+from ratesvc.api.errors import error_response
+from ratesvc.log import get_logger
+from ratesvc.stocks.errors import UpstreamError
+from ratesvc.stocks.models import AggsResponse
+from ratesvc.stocks.query import AggsQuery, QueryError, parse_aggs_query
+from ratesvc.stocks.service import Page, StockBars
+
+log = get_logger("stocks.http")
+
+EXTRAS_KEY = "stocks"
+STALE_WARNING = '110 - "Response is Stale"'
+_RANGE = "{ticker:str}/range/{multiplier:str}/{timespan:str}/{from_:str}/{to:str}"
+V1_PREFIX = "/v1/stocks/aggs/"
+POLYGON_PREFIX = "/v2/aggs/ticker/"
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _with_cursor(query: AggsQuery, cursor: str | None) -> AggsQuery:
+    """Narrow the range to the page a ``next_url`` cursor points at."""
+    if cursor is None:
+        return query
+    if not cursor.isdigit() or len(cursor) > 15:
+        raise QueryError(f"`cursor` {cursor!r} is not one this service handed out")
+    position = int(cursor)
+    if query.sort == "asc":
+        return msgspec.structs.replace(query, from_ms=max(query.from_ms, position))
+    return msgspec.structs.replace(query, to_ms=min(query.to_ms, position))
+
+
+def _next_url(request: Request[Any, Any, Any], query: AggsQuery, position: int) -> str:
+    series = query.series
+    prefix = POLYGON_PREFIX if request.url.path.startswith(POLYGON_PREFIX) else V1_PREFIX
+    from_, to = request.path_params["from_"], request.path_params["to"]
+    path = (
+        f"{prefix}{quote(series.ticker, safe=':.-_')}/range/{series.multiplier}/"
+        f"{series.timespan}/{from_}/{to}"
+    )
+    params = {
+        "adjusted": "true" if series.adjusted else "false",
+        "sort": query.sort,
+        "limit": str(query.limit),
+        "cursor": str(position),
+    }
+    return f"{str(request.base_url).rstrip('/')}{path}?{urlencode(params)}"
+
+
+def _render(request: Request[Any, Any, Any], query: AggsQuery, page: Page) -> Response[bytes]:
+    count = len(page.bars)
+    body = AggsResponse(
+        ticker=query.series.ticker,
+        queryCount=count,
+        resultsCount=count,
+        adjusted=query.series.adjusted,
+        results=page.bars if page.bars else UNSET,
+        status=page.status,
+        request_id=uuid.uuid4().hex,
+        count=count,
+        next_url=UNSET
+        if page.next_from_ms is None
+        else _next_url(request, query, page.next_from_ms),
+    )
+    headers: dict[str, str] = {"X-Cache": page.cache}
+    if page.cache == "STALE":
+        headers["Warning"] = STALE_WARNING
+    return Response(_encode(body), media_type=MediaType.JSON, headers=headers)
+
+
+@get(
+    [V1_PREFIX + _RANGE, POLYGON_PREFIX + _RANGE],
+    tags=["stocks"],
+    summary="Aggregate bars of a stock, in Polygon's shape, from the range-aware cache",
+    description=(
+        "Query: adjusted (true), sort (asc|desc), limit (1..50000, default 5000). "
+        "X-Cache says how it was served: HIT, MISS, PARTIAL, STALE or COALESCED."
+    ),
+)
+async def aggregates(
+    request: Request[Any, Any, Any],
+    state: State,
+    *,
+    ticker: str,
+    multiplier: str,
+    timespan: str,
+    from_: str,
+    to: str,
+) -> Response[Any]:
+    bars: StockBars = state.services.extras[EXTRAS_KEY]
+    params = request.query_params
+    try:
+        query = parse_aggs_query(ticker, multiplier, timespan, from_, to, params=params)
+        query = _with_cursor(query, params.get("cursor"))
+    except QueryError as exc:
+        return error_response(400, str(exc))
+    try:
+        page = await bars.answer(query)
+    except UpstreamError as exc:
+        failure = exc.failure
+        headers = {"X-Cache": "MISS", **failure.headers()}
+        return error_response(
+            failure.status, failure.detail, headers=headers, upstream=failure.kind
+        )
+    except RedisError as exc:
+        log.warning("stocks_cache_unavailable", error=type(exc).__name__)
+        return error_response(503, "the bar cache is unavailable; retry later")
+    return _render(request, query, page)
+
+
+STOCK_ROUTES = [aggregates]

@@ -1,0 +1,300 @@
+"""Answer an aggregates query from cached chunks, fetching only what is missing.
+
+A page is built from chunks in the query's sort order, a batch at a time:
+the first batch is sized to probably hold ``limit`` bars; if the bars run
+short (holidays, an illiquid ticker) the next, twice as large batch follows,
+a few times at most.  For each batch the chunks that are missing or no
+longer fresh are locked (coalescing), merged into runs of adjacent chunks
+and fetched with one upstream call per run.  ``sort`` and ``limit`` are
+applied here, never upstream, so every query shape shares one cache.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from ratesvc.log import get_logger
+from ratesvc.stocks.budget import UpstreamBudget
+from ratesvc.stocks.cache import BarStore
+from ratesvc.stocks.coalesce import ChunkLocks
+from ratesvc.stocks.errors import UpstreamError, UpstreamFailure
+from ratesvc.stocks.metrics import StocksStats
+from ratesvc.stocks.models import Bar, CacheStatus, SeriesKey, StoredChunk
+from ratesvc.stocks.query import AggsQuery
+from ratesvc.stocks.recent import RecentSeries
+from ratesvc.stocks.timegrid import (
+    CHUNK_SPAN,
+    chunk_last_day,
+    chunk_start,
+    chunks_between,
+    chunks_for,
+    eastern_date,
+    eastern_midnight_ms,
+    eastern_today,
+    next_chunk,
+)
+from ratesvc.stocks.upstream import AcquireSlot, PolygonClient
+
+log = get_logger("stocks.service")
+
+MAX_BATCHES = 4
+MAX_CHUNKS_PER_PAGE = 400
+MAX_LOCK_ROUNDS = 3
+
+
+@dataclass
+class Page:
+    bars: list[Bar]
+    status: str
+    cache: CacheStatus
+    next_from_ms: int | None = None
+    """Set when more bars may follow: the next page's ``from`` (asc) or ``to`` (desc)."""
+
+
+@dataclass
+class _Sources:
+    """Where the chunks of one answer came from; decides its X-Cache status."""
+
+    cached: int = 0
+    fetched: int = 0
+    coalesced: int = 0
+    stale: int = 0
+    statuses: set[str] = field(default_factory=set)
+
+    def cache_status(self) -> CacheStatus:
+        if self.stale:
+            return "STALE"
+        if self.fetched:
+            return "PARTIAL" if self.cached or self.coalesced else "MISS"
+        if self.coalesced:
+            return "COALESCED"
+        return "HIT"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def runs_of(chunks: Sequence[date], span_next: Callable[[date], date]) -> list[list[date]]:
+    """Group sorted chunk starts into runs of adjacent chunks (one upstream call each)."""
+    runs: list[list[date]] = []
+    for chunk in sorted(chunks):
+        if runs and span_next(runs[-1][-1]) == chunk:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
+
+
+class StockBars:
+    def __init__(
+        self,
+        *,
+        store: BarStore,
+        locks: ChunkLocks,
+        client: PolygonClient,
+        budget: UpstreamBudget,
+        stats: StocksStats,
+        budget_wait_s: float,
+        recent: RecentSeries | None = None,
+    ) -> None:
+        self.store = store
+        self.locks = locks
+        self.client = client
+        self.budget = budget
+        self.stats = stats
+        self.budget_wait_s = budget_wait_s
+        self.recent = recent
+
+    async def user_slot(self) -> None:
+        await self.budget.acquire(self.budget_wait_s)
+
+    async def answer(self, query: AggsQuery) -> Page:
+        series = query.series
+        span = CHUNK_SPAN[series.timespan]
+        now = now_ms()
+        today = eastern_today(now)
+        # Polygon has no bars after today, so chunks past it are never asked for.
+        last_day = min(eastern_date(query.to_ms), today)
+        chunks = chunks_between(eastern_date(query.from_ms), last_day, span)
+        if query.sort == "desc":
+            chunks.reverse()
+        if self.recent is not None and chunk_start(today, span) in chunks:
+            await self.recent.touch(series, now)
+
+        sources = _Sources()
+        bars: list[Bar] = []
+        batch = min(
+            chunks_for(query.limit, series.timespan, series.multiplier), MAX_CHUNKS_PER_PAGE
+        )
+        taken = 0
+        for _ in range(MAX_BATCHES):
+            if taken >= len(chunks) or len(bars) >= query.limit:
+                break
+            part = chunks[taken : taken + batch]
+            taken += len(part)
+            loaded = await self.load_chunks(series, part, sources, self.user_slot)
+            for chunk in part:
+                bars.extend(self._bars_in(loaded[chunk], query))
+            batch = min(batch * 2, MAX_CHUNKS_PER_PAGE - taken)
+            if batch <= 0:
+                break
+
+        next_from: int | None = None
+        if len(bars) > query.limit:
+            next_from = bars[query.limit].t
+            bars = bars[: query.limit]
+        elif taken < len(chunks):
+            # Out of batches before out of range: continue at the next unread chunk.
+            following = chunks[taken]
+            if query.sort == "asc":
+                next_from = max(eastern_midnight_ms(following), query.from_ms)
+            else:
+                next_from = min(eastern_midnight_ms(next_chunk(following, span)) - 1, query.to_ms)
+        answer = sources.cache_status()
+        self.stats.answers[answer] += 1
+        status = "DELAYED" if "DELAYED" in sources.statuses else "OK"
+        return Page(bars=bars, status=status, cache=answer, next_from_ms=next_from)
+
+    @staticmethod
+    def _bars_in(stored: StoredChunk, query: AggsQuery) -> list[Bar]:
+        chosen = [b for b in stored.bars if query.from_ms <= b.t <= query.to_ms]
+        if query.sort == "desc":
+            chosen.reverse()
+        return chosen
+
+    async def refresh(self, series: SeriesKey, chunk: date, acquire: AcquireSlot) -> bool:
+        """Refetch one chunk unless another request is already at it; True if refetched."""
+        owned, token = await self.locks.try_lock(series, [chunk])
+        if not owned:
+            return False
+        try:
+            await self._fetch(series, owned, acquire)
+        except UpstreamError as exc:
+            # Running out of background budget is not an answer for waiting users:
+            # they retry with their own, higher-priority budget.
+            passed_on = None if exc.failure.kind == "budget" else exc.failure
+            await self.locks.release(series, owned, token, passed_on)
+            raise
+        await self.locks.release(series, owned, token)
+        return True
+
+    def _fresh(
+        self, series: SeriesKey, chunks: Sequence[date], stored: Sequence[StoredChunk | None]
+    ) -> dict[date, StoredChunk]:
+        now = now_ms()
+        return {
+            chunk: value
+            for chunk, value in zip(chunks, stored, strict=True)
+            if value is not None and self.store.is_fresh(series, chunk, value, now)
+        }
+
+    async def load_chunks(
+        self,
+        series: SeriesKey,
+        chunks: Sequence[date],
+        sources: _Sources,
+        acquire: AcquireSlot,
+    ) -> dict[date, StoredChunk]:
+        """Every chunk in ``chunks``: fresh from Redis, fetched, waited for, or stale on error."""
+        stored = await self.store.load(series, chunks)
+        result = self._fresh(series, chunks, stored)
+        sources.cached += len(result)
+        self.stats.chunks["cache"] += len(result)
+        pending = [c for c in chunks if c not in result]
+        if not pending:
+            sources.statuses.update(value.status for value in result.values())
+            return result
+
+        failure = await self._resolve(series, pending, result, sources, acquire)
+        pending = [c for c in pending if c not in result]
+        if pending:
+            fallback = {c: v for c, v in zip(chunks, stored, strict=True) if v is not None}
+            if failure is None:
+                failure = UpstreamFailure(kind="unavailable", detail="Polygon's answer was lost")
+            if not all(c in fallback for c in pending):
+                raise UpstreamError(failure)
+            # Stale beats an error: these bars were right when they were fetched.
+            result.update({c: fallback[c] for c in pending})
+            sources.stale += len(pending)
+            self.stats.chunks["stale"] += len(pending)
+            log.info("serving_stale", series=series.id, chunks=len(pending), why=failure.kind)
+        sources.statuses.update(value.status for value in result.values())
+        return result
+
+    async def _resolve(
+        self,
+        series: SeriesKey,
+        pending: list[date],
+        result: dict[date, StoredChunk],
+        sources: _Sources,
+        acquire: AcquireSlot,
+    ) -> UpstreamFailure | None:
+        """Fetch the pending chunks nobody else is fetching, wait for the rest.
+
+        Adds what arrives to ``result``; returns the failure that left chunks out.
+        """
+        for _ in range(MAX_LOCK_ROUNDS):
+            owned, token = await self.locks.try_lock(series, pending)
+            if owned:
+                try:
+                    fetched = await self._fetch(series, owned, acquire)
+                except UpstreamError as exc:
+                    await self.locks.release(series, owned, token, exc.failure)
+                    return exc.failure
+                await self.locks.release(series, owned, token)
+                result.update(fetched)
+                sources.fetched += len(fetched)
+                self.stats.chunks["upstream"] += len(fetched)
+            others = [c for c in pending if c not in owned]
+            if not others:
+                return None
+            self.stats.coalesced_waits += 1
+            if not await self.locks.wait_unlocked(series, others):
+                return UpstreamFailure(kind="timeout", detail="timed out waiting for Polygon")
+            got = self._fresh(series, others, await self.store.load(series, others))
+            result.update(got)
+            sources.coalesced += len(got)
+            pending = [c for c in others if c not in got]
+            if not pending:
+                return None
+            if failure := await self.locks.failure(series, pending):
+                return failure
+            # The fetch we waited for vanished (its lock expired): try to take it over.
+        return None
+
+    async def _fetch(
+        self, series: SeriesKey, chunks: Sequence[date], acquire: AcquireSlot
+    ) -> dict[date, StoredChunk]:
+        """Fetch ``chunks`` (already locked by us) with one upstream call per adjacent run."""
+        span = CHUNK_SPAN[series.timespan]
+        fetched: dict[date, StoredChunk] = {}
+        for run in runs_of(chunks, lambda c: next_chunk(c, span)):
+            try:
+                got = await self.client.fetch_range(
+                    series, run[0], chunk_last_day(run[-1], span), acquire
+                )
+            except UpstreamError as exc:
+                if exc.failure.kind == "rate_limited":
+                    await self.budget.pause(exc.failure.retry_after_s)
+                raise
+            fetched_at = now_ms()
+            by_chunk = {
+                chunk: StoredChunk(fetched_ms=fetched_at, status=got.status, bars=[])
+                for chunk in run
+            }
+            ordered = sorted(got.bars, key=lambda b: b.t)
+            for chunk, group in itertools.groupby(
+                ordered, key=lambda b: chunk_start(eastern_date(b.t), span)
+            ):
+                # A bar that starts outside the run (Polygon's choice at the edges)
+                # belongs to a chunk this call did not cover completely: dropped.
+                if chunk in by_chunk:
+                    by_chunk[chunk].bars.extend(group)
+            await self.store.save(series, by_chunk)
+            fetched.update(by_chunk)
+        return fetched

@@ -1,0 +1,224 @@
+"""Polygon's aggregates endpoint: one range fetch, following ``next_url`` pages.
+
+The API key goes only here, in an ``Authorization: Bearer`` header (what
+Polygon's own client sends), re-added to every ``next_url`` page (Polygon
+leaves it out).  A header keeps the key out of every URL, so no access log,
+proxy log or exception text that shows a URL can show the key.  The host of
+``next_url`` is not trusted: only its path from ``/v2/`` on and its query are
+kept and sent to the configured base URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import httpx
+import msgspec
+
+from ratesvc.log import get_logger
+from ratesvc.redact import scrub
+from ratesvc.stocks.errors import UpstreamError, UpstreamFailure
+from ratesvc.stocks.metrics import StocksStats
+from ratesvc.stocks.models import Bar, PolygonAggsPage, PolygonErrorBody, SeriesKey
+
+log = get_logger("stocks.upstream")
+
+PAGE_LIMIT = 50_000
+MAX_PAGES = 50
+MAX_RETRY_AFTER_S = 600.0
+_API_PREFIX = "/v2/"
+
+_decode_page = msgspec.json.Decoder(PolygonAggsPage).decode
+_decode_error = msgspec.json.Decoder(PolygonErrorBody).decode
+
+AcquireSlot = Callable[[], Awaitable[None]]
+"""Waits for (or refuses with UpstreamError) one call in the shared budget."""
+
+
+class FetchedRange(msgspec.Struct, frozen=True):
+    bars: list[Bar]
+    status: str
+    calls: int
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = moment.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+class PolygonClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout_s: float,
+        stats: StocksStats,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+        self.stats = stats
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def range_url(self, series: SeriesKey, first_day: date, last_day: date) -> str:
+        ticker = quote(series.ticker, safe=":.-_")
+        return (
+            f"{self.base_url}/v2/aggs/ticker/{ticker}/range/{series.multiplier}/"
+            f"{series.timespan}/{first_day.isoformat()}/{last_day.isoformat()}"
+        )
+
+    def _follow(self, next_url: str) -> tuple[str, list[tuple[str, str]]]:
+        """``next_url`` rebased on our base URL, its query kept, the key left for us to add."""
+        parts = urlsplit(next_url)
+        start = parts.path.find(_API_PREFIX)
+        if start < 0:
+            raise UpstreamError(
+                UpstreamFailure(kind="unavailable", detail="Polygon sent an unusable next_url")
+            )
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "apiKey"]
+        return self.base_url + parts.path[start:], query
+
+    async def fetch_range(
+        self, series: SeriesKey, first_day: date, last_day: date, acquire: AcquireSlot
+    ) -> FetchedRange:
+        """Every bar of ``series`` on the Eastern days ``first_day..last_day``, ascending."""
+        url = self.range_url(series, first_day, last_day)
+        query: list[tuple[str, str]] = [
+            ("adjusted", "true" if series.adjusted else "false"),
+            ("sort", "asc"),
+            ("limit", str(PAGE_LIMIT)),
+        ]
+        bars: list[Bar] = []
+        status = "OK"
+        calls = 0
+        while True:
+            await acquire()
+            calls += 1
+            page = await self._get_page(series, first_day, last_day, url, query)
+            bars.extend(bar.to_bar() for bar in page.results or ())
+            if page.status != "OK":
+                status = page.status
+            if not page.next_url:
+                break
+            if calls >= MAX_PAGES:
+                raise UpstreamError(
+                    UpstreamFailure(kind="unavailable", detail="Polygon sent too many pages")
+                )
+            url, query = self._follow(page.next_url)
+        return FetchedRange(bars=bars, status=status, calls=calls)
+
+    async def _get_page(
+        self,
+        series: SeriesKey,
+        first_day: date,
+        last_day: date,
+        url: str,
+        query: list[tuple[str, str]],
+    ) -> PolygonAggsPage:
+        where = {
+            "ticker": series.ticker,
+            "range": f"{series.multiplier}/{series.timespan}/{first_day}/{last_day}",
+        }
+        started = time.perf_counter()
+        try:
+            response = await self.http.get(
+                url, params=query, headers=self._auth, timeout=self.timeout
+            )
+        except httpx.TimeoutException:
+            self._fail("timeout", where, started)
+            raise UpstreamError(
+                UpstreamFailure(kind="timeout", detail="Polygon did not answer in time")
+            ) from None
+        except httpx.HTTPError as exc:
+            self._fail("unavailable", where, started, error=type(exc).__name__)
+            raise UpstreamError(
+                UpstreamFailure(kind="unavailable", detail="Polygon could not be reached")
+            ) from None
+        failure = self._classify(response)
+        if failure is not None:
+            self._fail(failure.kind, where, started, status=response.status_code)
+            raise UpstreamError(failure)
+        try:
+            page = _decode_page(response.content)
+        except msgspec.DecodeError:
+            self._fail("unavailable", where, started, status=response.status_code)
+            raise UpstreamError(
+                UpstreamFailure(kind="unavailable", detail="Polygon sent an unreadable answer")
+            ) from None
+        if page.status in {"ERROR", "NOT_AUTHORIZED"}:
+            # Some plans answer "not entitled" with a 200 and this status.
+            self._fail("not_entitled", where, started, status=response.status_code)
+            raise UpstreamError(
+                UpstreamFailure(kind="not_entitled", detail="Polygon refused this data range")
+            )
+        self.stats.upstream_calls["ok"] += 1
+        log.debug(
+            "polygon_page",
+            **where,
+            bars=len(page.results or ()),
+            more=bool(page.next_url),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return page
+
+    def _fail(self, kind: str, where: dict[str, str], started: float, **extra: object) -> None:
+        self.stats.upstream_calls[kind] += 1
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        log.warning("polygon_call_failed", kind=kind, ms=ms, **where, **extra)
+
+    def _classify(self, response: httpx.Response) -> UpstreamFailure | None:
+        code = response.status_code
+        if code == 200:
+            return None
+        message = self._error_text(response)
+        if code == 429:
+            return UpstreamFailure(
+                kind="rate_limited",
+                detail="Polygon's rate limit was reached; retry later",
+                retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if code == 401 or (code == 403 and "key" in message.lower()):
+            return UpstreamFailure(
+                kind="key_refused",
+                detail="Polygon refused the service's upstream API key "
+                "(check RATESVC_POLYGON_API_KEY)",
+            )
+        if code == 403:
+            detail = "Polygon refused this data for the service's plan"
+            return UpstreamFailure(
+                kind="not_entitled", detail=f"{detail}: {message}" if message else detail
+            )
+        if code == 400 and message:
+            return UpstreamFailure(
+                kind="rejected", detail=f"Polygon rejected the request: {message}"
+            )
+        return UpstreamFailure(
+            kind="unavailable", detail=f"Polygon answered with HTTP {code}; try again later"
+        )
+
+    def _error_text(self, response: httpx.Response) -> str:
+        """Polygon's own error message if the body is its JSON error shape, else ''."""
+        try:
+            body = _decode_error(response.content)
+        except msgspec.DecodeError:
+            return ""  # an HTML error page or a proxy's text: nothing worth repeating
+        text = body.error or body.message or ""
+        return scrub(text, (self.api_key,))[:300]
