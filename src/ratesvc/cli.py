@@ -151,7 +151,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate_cmd.set_defaults(run=migrate)
+
+    purge_cmd = commands.add_parser("purge", help="forget a ticker's cached stock bars")
+    purge_cmd.add_argument("ticker", help="as Polygon spells it, e.g. AAPL or X:BTCUSD")
+    purge_cmd.add_argument(
+        "--adjusted-only", action="store_true", help="keep unadjusted bars (after a split)"
+    )
+    purge_cmd.set_defaults(run=purge)
     return parser
+
+
+def purge(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis  # noqa: PLC0415
+
+    from ratesvc.stocks.purge import purge_ticker  # noqa: PLC0415
+
+    settings = _settings_or_exit({})
+    configure_logging(settings.log_level, settings.secrets)
+    if settings.redis_url is None:
+        print("ratesvc: RATESVC_REDIS_URL must name the service's Redis for purge", file=sys.stderr)
+        return 2
+    redis_url = settings.redis_url
+
+    async def run() -> int:
+        redis = Redis.from_url(redis_url)
+        try:
+            return await purge_ticker(redis, args.ticker, adjusted_only=args.adjusted_only)
+        finally:
+            await redis.aclose()
+
+    deleted = asyncio.run(run())
+    print(f"purged {deleted} cached series of {args.ticker}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
