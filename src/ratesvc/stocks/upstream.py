@@ -140,7 +140,7 @@ class PolygonClient:
         started = time.perf_counter()
         try:
             response = await self.http.get(
-                url, params=httpx.QueryParams(query), headers=self._auth, timeout=self.timeout
+                url, params=tuple(query), headers=self._auth, timeout=self.timeout
             )
         except httpx.TimeoutException:
             self._fail("timeout", where, started)
