@@ -31,7 +31,9 @@ async def test_drainer_writes_latest_to_redis_and_history_to_postgres(
     await apply_migrations(db)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     queue = UpdateQueue(100)
-    drainer = Drainer(queue, [RedisCoursesSink(redis, FRESHNESS, "omit"), PostgresQuoteSink(pool)], batch_max=2)
+    drainer = Drainer(
+        queue, [RedisCoursesSink(redis, FRESHNESS, "omit"), PostgresQuoteSink(pool)], batch_max=2
+    )
     task = asyncio.create_task(drainer.run())
     try:
         for i, value in enumerate(["100.5", "101.5", "99.25"]):
