@@ -1,0 +1,112 @@
+"""The rate-limit ASGI middleware: raw ASGI, so the hot routes pay only the count.
+
+Litestar builds one instance per route handler; they all share one
+``RateLimiter``.  The Redis client lives in the app's lifespan, which runs
+after the middleware is built, so the limiter is attached to it on the first
+request: that starts its merge loop under the app's supervisor (stopped at
+shutdown) and adds its metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from ratesvc.log import get_logger
+from ratesvc.ratelimit.client import client_key
+from ratesvc.ratelimit.limiter import RateLimiter
+
+log = get_logger("ratelimit")
+
+EXEMPT_OPT = "exempt_from_rate_limit"
+MERGE_TASK = "ratelimit-merge"
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, trust_proxy: bool) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.trust_proxy = trust_proxy
+        self._limit_header = str(limiter.limit).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["route_handler"].opt.get(EXEMPT_OPT):
+            await self.app(scope, receive, send)
+            return
+        limiter = self.limiter
+        if not limiter.attached:
+            _attach(limiter, scope)
+        now = time.time()
+        remaining = limiter.hit(client_key(scope, self.trust_proxy), now)
+        reset = str(limiter.reset_in(now)).encode()
+        if remaining < 0:
+            await self._refuse(send, reset)
+            return
+        headers = [
+            (b"ratelimit-limit", self._limit_header),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", reset),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _refuse(self, send: Send, reset: bytes) -> None:
+        limiter = self.limiter
+        # The app's error shape ({"error", "detail", ...}), built here without Litestar's
+        # response machinery because a flood of 429s should be the cheapest answer.
+        body = (
+            b'{"error":"too_many_requests","detail":"rate limit of %d requests per %d s '
+            b'exceeded; retry after %s s","retry_after":%s}'
+            % (limiter.limit, limiter.period_s, reset, reset)
+        )
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", reset),
+                (b"ratelimit-limit", self._limit_header),
+                (b"ratelimit-remaining", b"0"),
+                (b"ratelimit-reset", reset),
+            ],
+        }
+        end: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": body,
+            "more_body": False,
+        }
+        await send(start)
+        await send(end)
+
+
+def _attach(limiter: RateLimiter, scope: Scope) -> None:
+    """Start merging into the app's Redis, once per limiter."""
+    services: Any = scope["app"].state.get("services")
+    if services is None:  # no lifespan (yet): count locally
+        return
+    limiter.attached = True
+    services.supervisor.start(MERGE_TASK, lambda: limiter.run(services.redis))
+    services.metric_sources.append(limiter.collect)
+    log.info(
+        "rate_limit_active",
+        limit=limiter.limit,
+        period_s=limiter.period_s,
+        sync_interval_s=limiter.sync_interval_s,
+    )
