@@ -36,6 +36,18 @@ lint: $(BIN)/ratesvc ## ruff lint and format check, mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+.PHONY: lint-docker
+lint-docker: $(BIN)/ratesvc ## lint Dockerfile, compose and deploy/ (hadolint; nginx -t, promtool when installed)
+	VENV=$(VENV) scripts/lint-docker
+
+.PHONY: audit
+audit: $(BIN)/ratesvc ## check requirements.lock for known vulnerabilities (pip-audit)
+	VENV=$(VENV) scripts/audit-deps
+
+.PHONY: lock
+lock: $(BIN)/ratesvc ## re-resolve requirements.lock from pyproject.toml, then audit
+	VENV=$(VENV) scripts/audit-deps --update
+
 .PHONY: fmt
 fmt: $(BIN)/ratesvc ## format and autofix
 	$(BIN)/ruff format .
