@@ -6,7 +6,7 @@ with Polygon's wire format: its key order, ``results`` left out when empty,
 a bad key (``apiKey`` query or ``Authorization: Bearer``) and ``429`` over a
 per-minute limit.
 
-Bars are deterministic for any ticker: a smooth pseudo-random walk sampled
+Bars are deterministic for any upper-case ticker: a smooth pseudo-random walk sampled
 at each bar's start, on weekdays only, intraday from 04:00 to 20:00 US
 Eastern (pre- and after-market included).  Bucket starts follow Eastern
 midnight; a bar is returned when its start lies in ``[from, to]``.
@@ -101,6 +101,8 @@ class PolygonSimulator:
     """Put this host (``https://api.polygon.io``) in next_url instead of our own."""
     delay_s: float = 0.0
     """Sleep this long before every answer (slow upstream)."""
+    max_page: int = MAX_LIMIT
+    """Most bars in one page whatever ``limit`` says (small to exercise next_url)."""
     calls: list[RecordedCall] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
@@ -137,7 +139,13 @@ class PolygonSimulator:
         *,
         adjusted: bool = True,
     ) -> list[dict[str, Any]]:
-        """Every bar whose start is in ``[from_ms, to_ms]``, oldest first."""
+        """Every bar whose start is in ``[from_ms, to_ms]``, oldest first.
+
+        Tickers are case-sensitive, as on Polygon: one with a lowercase letter
+        is unknown and has no bars.
+        """
+        if ticker != ticker.upper():
+            return []
         starts = self._bucket_starts(multiplier, timespan, from_ms, to_ms)
         return [self._bar(ticker, start, width, adjusted) for start, width in starts]
 
@@ -342,7 +350,11 @@ class PolygonSimulator:
         )
         if cursor.sort == "desc":
             bars.reverse()
-        page = bars[cursor.offset : cursor.offset + cursor.limit]
+        size = min(cursor.limit, self.max_page)
+        cursor = _Cursor(
+            offset=cursor.offset, limit=size, sort=cursor.sort, adjusted=cursor.adjusted
+        )
+        page = bars[cursor.offset : cursor.offset + size]
         body: dict[str, Any] = {
             "ticker": ticker,
             "queryCount": len(page),
