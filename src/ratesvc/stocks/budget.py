@@ -116,7 +116,11 @@ class UpstreamBudget:
         """Take a slot for a background refresh if users leave one; never waits."""
         return await self._try(background=True) == 0
 
-    async def pause(self, seconds: float | None) -> None:
-        """Polygon said 429: every replica stops calling for Retry-After (or one slot)."""
+    async def pause(self, seconds: float | None) -> float:
+        """Polygon said 429: every replica stops calling for Retry-After (or one slot).
+
+        Returns the pause in seconds, for the client's own Retry-After.
+        """
         pause_s = seconds if seconds is not None else self.slot_interval_s
         await self._pause(keys=[keys.BUDGET_PAUSED], args=[max(1, int(pause_s * 1000))])
+        return pause_s

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import msgspec
+
 from ratesvc.log import get_logger
 from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.cache import BarStore
@@ -279,9 +281,11 @@ class StockBars:
                     series, run[0], chunk_last_day(run[-1], span), acquire
                 )
             except UpstreamError as exc:
-                if exc.failure.kind == "rate_limited":
-                    await self.budget.pause(exc.failure.retry_after_s)
-                raise
+                if exc.failure.kind != "rate_limited":
+                    raise
+                paused_s = await self.budget.pause(exc.failure.retry_after_s)
+                failure = msgspec.structs.replace(exc.failure, retry_after_s=paused_s)
+                raise UpstreamError(failure) from None
             fetched_at = now_ms()
             by_chunk = {
                 chunk: StoredChunk(fetched_ms=fetched_at, status=got.status, bars=[])
