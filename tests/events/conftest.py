@@ -16,6 +16,7 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.events import keys
 from ratesvc.events.feature import FEATURE as EVENTS
+from ratesvc.migrate import apply_migrations
 from support.servers import serve_app
 
 
@@ -23,6 +24,13 @@ from support.servers import serve_app
 def events_settings(settings: Settings) -> Settings:
     """Volume tests post thousands of requests from one address: lift the rate limit."""
     return msgspec.structs.replace(settings, rate_limit="1000000/minute", events_claim_idle_s=0.5)
+
+
+@pytest.fixture
+async def migrated_db(db: asyncpg.Connection) -> asyncpg.Connection:
+    """The clean test database with ratesvc's tables, for tests that start no app."""
+    await apply_migrations(db)
+    return db
 
 
 @asynccontextmanager

@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from ratesvc.events import keys
+from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.events.counters import Counters
 from ratesvc.events.model import decode_entry, encode_payload
 from ratesvc.events.store import EventRow, write_batch
@@ -112,6 +113,7 @@ class EventDrainer:
         claim_cursor = "0-0"
         next_claim_at = 0.0
         while True:
+            raise_if_cancelling()
             if own_pending:
                 entries = await self._read("0", block_ms=None)
                 own_pending = bool(entries)
@@ -121,6 +123,7 @@ class EventDrainer:
                     next_claim_at = loop.time() + self._claim_idle_ms / 2000
             else:
                 entries = await self._read(">", block_ms=self._block_ms)
+            raise_if_cancelling()
             if entries:
                 await self._drain(entries)
 
@@ -154,7 +157,7 @@ class EventDrainer:
         return next_cursor, entries
 
     async def _drain(self, entries: list[Entry]) -> None:
-        rows, corrupt = _rows_of(entries)
+        rows, corrupt = rows_of(entries)
         ids = [entry_id for entry_id, _fields in entries]
         for entry_id, data, error in corrupt:
             await self._dead_letter(entry_id, data, error)
@@ -219,7 +222,7 @@ class EventDrainer:
         )
 
 
-def _rows_of(entries: list[Entry]) -> tuple[list[EventRow], list[tuple[bytes, bytes, str]]]:
+def rows_of(entries: list[Entry]) -> tuple[list[EventRow], list[tuple[bytes, bytes, str]]]:
     """Rows to insert, and the entries that cannot be decoded (never written by ratesvc)."""
     rows: list[EventRow] = []
     corrupt: list[tuple[bytes, bytes, str]] = []

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from ratesvc.events import keys
 from ratesvc.events.appender import StreamAppender
+from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.events.drainer import EventDrainer
 from ratesvc.log import get_logger
 
@@ -46,6 +47,7 @@ class BacklogMonitor:
 
     async def run(self) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 await self.sample()
             except (RedisError, OSError) as exc:

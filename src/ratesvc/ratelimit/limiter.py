@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("ratelimit")
@@ -115,6 +116,7 @@ class RateLimiter:
         """Merge local counts into Redis forever (supervised; started on first use)."""
         self._wake = wake = asyncio.Event()
         while True:
+            raise_if_cancelling()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.sync_interval_s):
                     await wake.wait()
