@@ -1,0 +1,101 @@
+"""SIGKILL a serving process mid-drain, start another: every accepted event counted once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from ratesvc.config import Settings
+from ratesvc.embedded import free_port
+from support.servers import eventually
+
+from .conftest import db_counts, event, redis_counts, stream_length, table_counts
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def serving(settings: Settings, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
+    """``ratesvc serve`` on the test stores, draining slowly (10 entries a batch)."""
+    assert settings.redis_url is not None
+    assert settings.database_url is not None
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+        "RATESVC_REDIS_URL": settings.redis_url,
+        "RATESVC_DATABASE_URL": settings.database_url,
+        "RATESVC_DATA_DIR": str(data_dir),
+        "RATESVC_PORT": str(port),
+        "RATESVC_RATE_LIMIT": "1000000/minute",
+        "RATESVC_EVENTS_BATCH_MAX": "10",
+        "RATESVC_EVENTS_CLAIM_IDLE_S": "1",
+    }
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ratesvc", "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            yield base, process.pid
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+async def _stored(db: asyncpg.Connection) -> int:
+    count: int = await db.fetchval("SELECT count(*) FROM events")
+    return count
+
+
+async def test_sigkill_mid_drain_loses_and_duplicates_nothing(
+    settings: Settings, redis: Redis, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    requests, per_request = 40, 250
+    expected = {"login": requests * per_request // 2, "view": requests * per_request // 2}
+    with serving(settings, tmp_path / "data", tmp_path / "first.log") as (base, pid):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            for n in range(requests):
+                body = [event("login" if i % 2 else "view", user_id=n) for i in range(per_request)]
+                assert (await client.post("/v1/events", json=body)).status_code == 202
+        # Every event is accepted; kill -9 while the drainer is part-way through them.
+        stored = await eventually(lambda: _stored(db), lambda n: n > 0, interval_s=0.005)
+        os.killpg(pid, signal.SIGKILL)
+    assert stored < sum(expected.values())
+    assert await stream_length(redis) > 0
+
+    with serving(settings, tmp_path / "data", tmp_path / "second.log"):
+        # The new process drains the rest and, after events_claim_idle_s, takes over
+        # the batch the killed one had in hand.
+        await eventually(lambda: redis_counts(redis), lambda c: c == expected, timeout_s=60)
+        await eventually(lambda: stream_length(redis), lambda n: n == 0)
+    assert await db_counts(db) == expected
+    assert await table_counts(db) == expected
+    assert (await redis.xpending("ratesvc:events:stream", "ratesvc-events-drainers"))[
+        "pending"
+    ] == 0
