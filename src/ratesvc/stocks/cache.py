@@ -23,13 +23,11 @@ from redis.asyncio import Redis
 
 from ratesvc.log import get_logger
 from ratesvc.stocks import keys
-from ratesvc.stocks.models import SeriesKey, StoredChunk
+from ratesvc.stocks.chunk import CachedChunk
+from ratesvc.stocks.models import SeriesKey
 from ratesvc.stocks.timegrid import CHUNK_SPAN, chunk_end_ms
 
 log = get_logger("stocks.cache")
-
-_encode = msgspec.json.Encoder().encode
-_decode_chunk = msgspec.json.Decoder(StoredChunk).decode
 
 
 class BarStore:
@@ -50,30 +48,31 @@ class BarStore:
         """From this instant on, a fetch of ``chunk`` is final."""
         return chunk_end_ms(chunk, CHUNK_SPAN[series.timespan]) + self.settle_ms
 
-    def is_fresh(self, series: SeriesKey, chunk: date, stored: StoredChunk, now_ms: int) -> bool:
+    def is_fresh(self, series: SeriesKey, chunk: date, stored: CachedChunk, now_ms: int) -> bool:
         age_ms = now_ms - stored.fetched_ms
         if stored.fetched_ms >= self.closes_at_ms(series, chunk):
             return not series.adjusted or age_ms < self.adjusted_max_age_ms
         return age_ms < self.open_ttl_ms
 
-    async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[StoredChunk | None]:
+    async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[CachedChunk | None]:
         if not chunks:
             return []
-        raw = await self.redis.hmget(keys.bars_key(series.id), [c.isoformat() for c in chunks])
-        loaded: list[StoredChunk | None] = []
-        for chunk, value in zip(chunks, raw, strict=True):
+        values = await self.redis.hmget(keys.bars_key(series.id), [c.isoformat() for c in chunks])
+        loaded: list[CachedChunk | None] = []
+        for chunk, value in zip(chunks, values, strict=True):
             if value is None:
                 loaded.append(None)
                 continue
             try:
-                loaded.append(_decode_chunk(value))
-            except msgspec.DecodeError:
+                data = value.encode() if isinstance(value, str) else value
+                loaded.append(CachedChunk.decode(data))
+            except (msgspec.DecodeError, ValueError):
                 # A chunk written by an incompatible version: refetch it.
                 log.warning("bad_chunk_in_redis", series=series.id, chunk=chunk.isoformat())
                 loaded.append(None)
         return loaded
 
-    async def save(self, series: SeriesKey, chunks: dict[date, StoredChunk]) -> None:
+    async def save(self, series: SeriesKey, chunks: dict[date, CachedChunk]) -> None:
         if chunks:
-            mapping = {chunk.isoformat(): _encode(stored) for chunk, stored in chunks.items()}
+            mapping = {chunk.isoformat(): stored.encode() for chunk, stored in chunks.items()}
             await self.redis.hset(keys.bars_key(series.id), mapping=mapping)  # type: ignore[arg-type]

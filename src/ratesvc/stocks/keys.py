@@ -7,7 +7,7 @@ a chunk is named by its first US Eastern day, ``YYYY-MM-DD``.
 from __future__ import annotations
 
 BARS_PREFIX = "ratesvc:stocks:bars:"
-"""Hash per series: chunk -> StoredChunk (msgspec JSON).  No TTL: closed bars never change."""
+"""Hash per series: chunk -> CachedChunk (header line + bars JSON).  No TTL (see cache.py)."""
 LOCK_PREFIX = "ratesvc:stocks:lock:"
 """String per (series, chunk) being fetched: the owner's token.  TTL: a fetch's worst case."""
 FAILURE_PREFIX = "ratesvc:stocks:failed:"

@@ -71,14 +71,6 @@ class PolygonErrorBody(msgspec.Struct, kw_only=True):
     message: str | None = None
 
 
-class StoredChunk(msgspec.Struct, array_like=True):
-    """One chunk of one series in Redis: when it was fetched, Polygon's status, its bars."""
-
-    fetched_ms: int
-    status: str
-    bars: list[Bar]
-
-
 class SeriesKey(msgspec.Struct, frozen=True):
     """What a cached bar depends on besides time (``sort`` and ``limit`` are applied locally)."""
 

@@ -22,14 +22,16 @@ import msgspec
 from ratesvc.log import get_logger
 from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.cache import BarStore
+from ratesvc.stocks.chunk import CachedChunk
 from ratesvc.stocks.coalesce import ChunkLocks
 from ratesvc.stocks.errors import UpstreamError, UpstreamFailure
 from ratesvc.stocks.metrics import StocksStats
-from ratesvc.stocks.models import Bar, CacheStatus, SeriesKey, StoredChunk
+from ratesvc.stocks.models import Bar, CacheStatus, SeriesKey
 from ratesvc.stocks.query import AggsQuery
 from ratesvc.stocks.recent import RecentSeries
 from ratesvc.stocks.timegrid import (
     CHUNK_SPAN,
+    ChunkSpan,
     chunk_last_day,
     chunk_start,
     chunks_between,
@@ -50,7 +52,9 @@ MAX_LOCK_ROUNDS = 3
 
 @dataclass
 class Page:
-    bars: list[Bar]
+    fragments: list[bytes]
+    """The bars' JSON objects, comma-separated, in pieces to be joined with commas."""
+    count: int
     status: str
     cache: CacheStatus
     next_from_ms: int | None = None
@@ -129,45 +133,54 @@ class StockBars:
             await self.recent.touch(series, now)
 
         sources = _Sources()
-        bars: list[Bar] = []
+        fragments: list[bytes] = []
+        have = 0
+        next_from: int | None = None
         batch = min(
             chunks_for(query.limit, series.timespan, series.multiplier), MAX_CHUNKS_PER_PAGE
         )
         taken = 0
         for _ in range(MAX_BATCHES):
-            if taken >= len(chunks) or len(bars) >= query.limit:
+            if taken >= len(chunks) or next_from is not None:
+                break
+            if have >= query.limit:
+                next_from = self._boundary(query, chunks[taken], span)
                 break
             part = chunks[taken : taken + batch]
             taken += len(part)
             loaded = await self.load_chunks(series, part, sources, self.user_slot)
             for chunk in part:
-                bars.extend(self._bars_in(loaded[chunk], query))
+                if have >= query.limit:
+                    next_from = self._boundary(query, chunk, span)
+                    break
+                fragment, count, left_out = loaded[chunk].take(
+                    query.from_ms, query.to_ms, query.sort, query.limit - have
+                )
+                if count:
+                    fragments.append(fragment)
+                    have += count
+                if left_out is not None:
+                    next_from = left_out
+                    break
             batch = min(batch * 2, MAX_CHUNKS_PER_PAGE - taken)
             if batch <= 0:
                 break
-
-        next_from: int | None = None
-        if len(bars) > query.limit:
-            next_from = bars[query.limit].t
-            bars = bars[: query.limit]
-        elif taken < len(chunks):
+        if next_from is None and taken < len(chunks):
             # Out of batches before out of range: continue at the next unread chunk.
-            following = chunks[taken]
-            if query.sort == "asc":
-                next_from = max(eastern_midnight_ms(following), query.from_ms)
-            else:
-                next_from = min(eastern_midnight_ms(next_chunk(following, span)) - 1, query.to_ms)
+            next_from = self._boundary(query, chunks[taken], span)
         answer = sources.cache_status()
         self.stats.answers[answer] += 1
         status = "DELAYED" if "DELAYED" in sources.statuses else "OK"
-        return Page(bars=bars, status=status, cache=answer, next_from_ms=next_from)
+        return Page(
+            fragments=fragments, count=have, status=status, cache=answer, next_from_ms=next_from
+        )
 
     @staticmethod
-    def _bars_in(stored: StoredChunk, query: AggsQuery) -> list[Bar]:
-        chosen = [b for b in stored.bars if query.from_ms <= b.t <= query.to_ms]
-        if query.sort == "desc":
-            chosen.reverse()
-        return chosen
+    def _boundary(query: AggsQuery, chunk: date, span: ChunkSpan) -> int:
+        """Where the next page starts when it starts with ``chunk``."""
+        if query.sort == "asc":
+            return max(eastern_midnight_ms(chunk), query.from_ms)
+        return min(eastern_midnight_ms(next_chunk(chunk, span)) - 1, query.to_ms)
 
     async def refresh(self, series: SeriesKey, chunk: date, acquire: AcquireSlot) -> bool:
         """Refetch one chunk unless another request is already at it; True if refetched."""
@@ -186,8 +199,8 @@ class StockBars:
         return True
 
     def _fresh(
-        self, series: SeriesKey, chunks: Sequence[date], stored: Sequence[StoredChunk | None]
-    ) -> dict[date, StoredChunk]:
+        self, series: SeriesKey, chunks: Sequence[date], stored: Sequence[CachedChunk | None]
+    ) -> dict[date, CachedChunk]:
         now = now_ms()
         return {
             chunk: value
@@ -201,7 +214,7 @@ class StockBars:
         chunks: Sequence[date],
         sources: _Sources,
         acquire: AcquireSlot,
-    ) -> dict[date, StoredChunk]:
+    ) -> dict[date, CachedChunk]:
         """Every chunk in ``chunks``: fresh from Redis, fetched, waited for, or stale on error."""
         stored = await self.store.load(series, chunks)
         result = self._fresh(series, chunks, stored)
@@ -232,7 +245,7 @@ class StockBars:
         self,
         series: SeriesKey,
         pending: list[date],
-        result: dict[date, StoredChunk],
+        result: dict[date, CachedChunk],
         sources: _Sources,
         acquire: AcquireSlot,
     ) -> UpstreamFailure | None:
@@ -271,10 +284,10 @@ class StockBars:
 
     async def _fetch(
         self, series: SeriesKey, chunks: Sequence[date], acquire: AcquireSlot
-    ) -> dict[date, StoredChunk]:
+    ) -> dict[date, CachedChunk]:
         """Fetch ``chunks`` (already locked by us) with one upstream call per adjacent run."""
         span = CHUNK_SPAN[series.timespan]
-        fetched: dict[date, StoredChunk] = {}
+        fetched: dict[date, CachedChunk] = {}
         for run in runs_of(chunks, lambda c: next_chunk(c, span)):
             try:
                 got = await self.client.fetch_range(
@@ -287,18 +300,20 @@ class StockBars:
                 failure = msgspec.structs.replace(exc.failure, retry_after_s=paused_s)
                 raise UpstreamError(failure) from None
             fetched_at = now_ms()
-            by_chunk = {
-                chunk: StoredChunk(fetched_ms=fetched_at, status=got.status, bars=[])
-                for chunk in run
-            }
-            ordered = sorted(got.bars, key=lambda b: b.t)
+            grouped: dict[date, list[Bar]] = {chunk: [] for chunk in run}
+            # Sorted and deduplicated by time, whatever order the pages came in.
+            ordered = sorted({bar.t: bar for bar in got.bars}.values(), key=lambda b: b.t)
             for chunk, group in itertools.groupby(
                 ordered, key=lambda b: chunk_start(eastern_date(b.t), span)
             ):
                 # A bar that starts outside the run (Polygon's choice at the edges)
                 # belongs to a chunk this call did not cover completely: dropped.
-                if chunk in by_chunk:
-                    by_chunk[chunk].bars.extend(group)
+                if chunk in grouped:
+                    grouped[chunk].extend(group)
+            by_chunk = {
+                chunk: CachedChunk.from_bars(fetched_at, got.status, bars)
+                for chunk, bars in grouped.items()
+            }
             await self.store.save(series, by_chunk)
             fetched.update(by_chunk)
         return fetched
