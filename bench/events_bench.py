@@ -206,6 +206,9 @@ def main() -> int:
             postgres.stop()
             redis_server.stop()
 
+    # wrk stops counting at the deadline; requests still in flight then were accepted
+    # too, so up to one request per connection more may be stored than wrk saw answered.
+    complete = accepted_events <= stored <= accepted_events + args.connections * args.batch
     rps = result["requests"] / args.duration
     rows = [
         ("duration / connections", f"{args.duration} s / {args.connections}"),
@@ -217,13 +220,13 @@ def main() -> int:
         ("drain lag p50 / p99 / max", f"{percentile(samples.lags_s, 50):.3f} / {percentile(samples.lags_s, 99):.3f} / {max(samples.lags_s, default=0):.3f} s"),
         ("stream length max", f"{max(samples.lengths, default=0)}"),
         ("drained after load", f"{drained_after_s:.2f} s"),
-        ("events stored / accepted", f"{stored} / {accepted_events}" + ("  OK" if stored == accepted_events else "  MISMATCH")),
+        ("events stored / answered 202", f"{stored} / {accepted_events}  {'OK' if complete else 'MISSING EVENTS'}"),
     ]  # fmt: skip
     width = max(len(name) for name, _ in rows)
     print(f"\nPOST /v1/events on {os.cpu_count()} cores (service pinned to one)")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    return 0 if stored == accepted_events else 1
+    return 0 if complete else 1
 
 
 if __name__ == "__main__":

@@ -18,16 +18,19 @@ from redis.asyncio import Redis
 
 from ratesvc.config import Settings
 from ratesvc.embedded import free_port
+from ratesvc.events import keys
+from ratesvc.events.drainer import ensure_group
+from ratesvc.events.model import Event, encode_entry
 from support.servers import eventually
 
-from .conftest import db_counts, event, redis_counts, stream_length, table_counts
+from .conftest import db_counts, redis_counts, stream_length, table_counts
 
 pytestmark = pytest.mark.slow
 
 
 @contextmanager
 def serving(settings: Settings, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
-    """``ratesvc serve`` on the test stores, draining slowly (10 entries a batch)."""
+    """``ratesvc serve`` on the test stores, draining in small batches (2 entries each)."""
     assert settings.redis_url is not None
     assert settings.database_url is not None
     port = free_port()
@@ -38,7 +41,7 @@ def serving(settings: Settings, data_dir: Path, log_path: Path) -> Iterator[tupl
         "RATESVC_DATA_DIR": str(data_dir),
         "RATESVC_PORT": str(port),
         "RATESVC_RATE_LIMIT": "1000000/minute",
-        "RATESVC_EVENTS_BATCH_MAX": "10",
+        "RATESVC_EVENTS_BATCH_MAX": "2",
         "RATESVC_EVENTS_CLAIM_IDLE_S": "1",
     }
     with log_path.open("w") as log_file:
@@ -76,17 +79,19 @@ async def _stored(db: asyncpg.Connection) -> int:
 async def test_sigkill_mid_drain_loses_and_duplicates_nothing(
     settings: Settings, redis: Redis, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    requests, per_request = 40, 250
-    expected = {"login": requests * per_request // 2, "view": requests * per_request // 2}
-    with serving(settings, tmp_path / "data", tmp_path / "first.log") as (base, pid):
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            for n in range(requests):
-                body = [event("login" if i % 2 else "view", user_id=n) for i in range(per_request)]
-                assert (await client.post("/v1/events", json=body)).status_code == 202
-        # Every event is accepted; kill -9 while the drainer is part-way through them.
-        stored = await eventually(lambda: _stored(db), lambda n: n > 0, interval_s=0.005)
+    # 200 accepted requests of 50 events each, already in the stream when the service
+    # starts (exactly what POST /v1/events leaves there), so the kill lands mid-drain.
+    await ensure_group(redis)
+    for n in range(200):
+        batch = [
+            Event(user_id=n, event_type=("login", "view")[i % 2], timestamp=1) for i in range(50)
+        ]
+        await redis.xadd(keys.STREAM, {keys.ENTRY_FIELD: encode_entry(batch)})
+    expected = {"login": 5000, "view": 5000}
+    with serving(settings, tmp_path / "data", tmp_path / "first.log") as (_base, pid):
+        await eventually(lambda: _stored(db), lambda n: n > 0, interval_s=0.005)
         os.killpg(pid, signal.SIGKILL)
-    assert stored < sum(expected.values())
+    assert await _stored(db) < sum(expected.values())
     assert await stream_length(redis) > 0
 
     with serving(settings, tmp_path / "data", tmp_path / "second.log"):
