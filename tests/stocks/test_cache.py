@@ -40,32 +40,44 @@ def cli_on_test_redis(
 async def test_overlapping_windows_fetch_only_the_gap(
     client: httpx.AsyncClient, polygon: PolygonSimulator
 ) -> None:
-    first = await client.get(f"{MINUTES}/2024-04-01/2024-04-10", params={"limit": "50000"})
-    inside = await client.get(f"{MINUTES}/2024-04-03/2024-04-08", params={"limit": "50000"})
-    sliding = await client.get(f"{MINUTES}/2024-04-05/2024-04-15", params={"limit": "50000"})
+    first = await client.get(f"{MINUTES}/2024-04-02/2024-04-04", params={"limit": "50000"})
+    inside = await client.get(f"{MINUTES}/2024-04-01/2024-04-05", params={"limit": "50000"})
+    sliding = await client.get(f"{MINUTES}/2024-04-03/2024-04-16", params={"limit": "50000"})
 
     assert [r.headers["X-Cache"] for r in (first, inside, sliding)] == ["MISS", "HIT", "PARTIAL"]
     assert [c.path.rsplit("/", 2)[-2:] for c in polygon.calls] == [
-        ["2024-04-01", "2024-04-10"],
-        ["2024-04-11", "2024-04-15"],  # only the gap, in one call
+        # The missing days, widened to their ISO week (read-ahead within one call) ...
+        ["2024-04-01", "2024-04-07"],
+        # ... then only the gap, to the end of its week, in one call.
+        ["2024-04-08", "2024-04-21"],
     ]
-    assert sliding.json()["resultsCount"] == 7 * 16 * 60  # 04-05..04-15 has 7 weekdays
+    assert sliding.json()["resultsCount"] == 10 * 16 * 60  # 04-03..04-16: 10 weekdays
 
 
-async def test_separate_gaps_are_one_call_each(
+async def test_read_ahead_never_adds_a_call_nor_refetches(
     client: httpx.AsyncClient, polygon: PolygonSimulator
 ) -> None:
-    await client.get(f"{MINUTES}/2024-04-03/2024-04-03")
-    await client.get(f"{MINUTES}/2024-04-05/2024-04-05")
+    seconds = "/v1/stocks/aggs/AAPL/range/30/second"  # day chunks, no read-ahead
+    await client.get(f"{seconds}/2024-04-03/2024-04-03")
+    await client.get(f"{seconds}/2024-04-05/2024-04-05")
     polygon.calls.clear()
 
-    response = await client.get(f"{MINUTES}/2024-04-02/2024-04-06", params={"limit": "50000"})
+    response = await client.get(f"{seconds}/2024-04-02/2024-04-06", params={"limit": "50000"})
 
     assert response.headers["X-Cache"] == "PARTIAL"
     assert sorted(c.path.rsplit("/", 2)[-2] for c in polygon.calls) == [
         "2024-04-02",
         "2024-04-04",
         "2024-04-06",
+    ]
+    # Minute bars read ahead within their week, but only next to what is fetched anyway.
+    await client.get(f"{MINUTES}/2024-04-10/2024-04-10")  # fetches the week 04-08..04-14
+    await client.get(f"{MINUTES}/2024-04-16/2024-04-16")  # fetches 04-15..04-21
+    polygon.calls.clear()
+    await client.get(f"{MINUTES}/2024-04-05/2024-04-22", params={"limit": "50000"})
+    assert [c.path.rsplit("/", 2)[-2:] for c in polygon.calls] == [
+        ["2024-04-01", "2024-04-07"],
+        ["2024-04-22", "2024-04-28"],
     ]
 
 

@@ -15,7 +15,7 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import msgspec
 
@@ -39,6 +39,7 @@ from ratesvc.stocks.timegrid import (
     eastern_date,
     eastern_midnight_ms,
     eastern_today,
+    fetch_block,
     next_chunk,
 )
 from ratesvc.stocks.upstream import AcquireSlot, PolygonClient
@@ -254,7 +255,8 @@ class StockBars:
         Adds what arrives to ``result``; returns the failure that left chunks out.
         """
         for _ in range(MAX_LOCK_ROUNDS):
-            owned, token = await self.locks.try_lock(series, pending)
+            wanted = await self._with_read_ahead(series, pending)
+            owned, token = await self.locks.try_lock(series, wanted)
             if owned:
                 try:
                     fetched = await self._fetch(series, owned, acquire)
@@ -262,9 +264,11 @@ class StockBars:
                     await self.locks.release(series, owned, token, exc.failure)
                     return exc.failure
                 await self.locks.release(series, owned, token)
-                result.update(fetched)
-                sources.fetched += len(fetched)
-                self.stats.chunks["upstream"] += len(fetched)
+                asked = {c: v for c, v in fetched.items() if c in pending}
+                result.update(asked)
+                sources.fetched += len(asked)
+                self.stats.chunks["upstream"] += len(asked)
+                self.stats.chunks["read_ahead"] += len(fetched) - len(asked)
             others = [c for c in pending if c not in owned]
             if not others:
                 return None
@@ -281,6 +285,39 @@ class StockBars:
                 return failure
             # The fetch we waited for vanished (its lock expired): try to take it over.
         return None
+
+    async def _with_read_ahead(self, series: SeriesKey, pending: list[date]) -> list[date]:
+        """``pending`` plus the other missing or stale chunks of their fetch blocks.
+
+        Never chunks after today (Polygon has nothing there yet).
+        """
+        span = CHUNK_SPAN[series.timespan]
+        today_chunk = chunk_start(eastern_today(now_ms()), span)
+        asked = set(pending)
+        around = sorted(
+            {
+                chunk
+                for wanted in pending
+                for chunk in fetch_block(wanted, series.timespan, series.multiplier)
+                if chunk not in asked and chunk <= today_chunk
+            }
+        )
+        if not around:
+            return pending
+        fresh = self._fresh(series, around, await self.store.load(series, around))
+        missing = [c for c in around if c not in fresh]
+        # Only chunks adjacent to a run already being fetched: read-ahead must
+        # widen calls, never add one.
+        chosen = set(asked)
+        grown = True
+        while grown:
+            grown = False
+            for chunk in missing:
+                before = chunk_start(chunk - timedelta(days=1), span)
+                if chunk not in chosen and (before in chosen or next_chunk(chunk, span) in chosen):
+                    chosen.add(chunk)
+                    grown = True
+        return sorted(chosen)
 
     async def _fetch(
         self, series: SeriesKey, chunks: Sequence[date], acquire: AcquireSlot

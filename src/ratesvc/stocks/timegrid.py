@@ -119,3 +119,27 @@ def bars_per_chunk(timespan: Timespan, multiplier: int) -> float:
 def chunks_for(limit: int, timespan: Timespan, multiplier: int) -> int:
     """How many chunks probably hold ``limit`` bars, plus one for a partial first chunk."""
     return math.ceil(limit / bars_per_chunk(timespan, multiplier)) + 1
+
+
+def fetch_block(chunk: date, timespan: Timespan, multiplier: int) -> list[date]:
+    """Every chunk fetched along with ``chunk`` when it is missing (read-ahead).
+
+    Calls are the scarce resource and one call returns up to 50,000 bars, so a
+    missing chunk is fetched with the rest of its block: the ISO week of
+    1-minute bars, the month of coarser minute bars, the year of hour bars,
+    the decade of day bars (a few thousand bars each, one page).  A user
+    scrolling or zooming then mostly finds the neighbouring chunks cached.
+    """
+    span = CHUNK_SPAN[timespan]
+    if timespan == "minute" and multiplier == 1:
+        first = chunk - timedelta(days=chunk.weekday())
+        return [first + timedelta(days=i) for i in range(7)]
+    if timespan == "minute":
+        first = chunk.replace(day=1)
+        return chunks_between(first, chunk_last_day(first, "month"), span)
+    if timespan == "hour":
+        return chunks_between(date(chunk.year, 1, 1), date(chunk.year, 12, 31), span)
+    if timespan == "day":
+        first = chunk_start(chunk, "decade")
+        return chunks_between(first, chunk_last_day(first, "decade"), span)
+    return [chunk]
