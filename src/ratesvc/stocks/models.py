@@ -16,8 +16,12 @@ from ratesvc.stocks.timegrid import Timespan
 CacheStatus = Literal["HIT", "MISS", "PARTIAL", "STALE", "COALESCED"]
 
 
-class Bar(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One aggregate bar, fields in Polygon's order; ``t`` is the bar's start (ms)."""
+class Bar(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """One aggregate bar, fields in Polygon's order; ``t`` is the bar's start (ms).
+
+    Untracked by the garbage collector (it holds only numbers): answers decode
+    thousands of them, which would otherwise trigger collections mid-request.
+    """
 
     v: float
     vw: float | UnsetType = UNSET
@@ -30,7 +34,7 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     otc: bool | UnsetType = UNSET
 
 
-class PolygonWireBar(msgspec.Struct, kw_only=True):
+class PolygonWireBar(msgspec.Struct, kw_only=True, gc=False):
     """A bar as Polygon sends it: any JSON number form is accepted (``7.0790813e+07``)."""
 
     v: float

@@ -53,7 +53,7 @@ MAX_LOCK_ROUNDS = 3
 
 @dataclass
 class Page:
-    fragments: list[bytes]
+    fragments: list[bytes | memoryview]
     """The bars' JSON objects, comma-separated, in pieces to be joined with commas."""
     count: int
     status: str
@@ -134,7 +134,7 @@ class StockBars:
             await self.recent.touch(series, now)
 
         sources = _Sources()
-        fragments: list[bytes] = []
+        fragments: list[bytes | memoryview] = []
         have = 0
         next_from: int | None = None
         batch = min(
