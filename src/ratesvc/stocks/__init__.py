@@ -1,1 +1,20 @@
-"""Stock bars: a caching proxy in front of Polygon.io aggregates."""
+"""Stock bars: a caching proxy in front of Polygon.io aggregates.
+
+``GET /v1/stocks/aggs/{ticker}/range/{multiplier}/{timespan}/{from}/{to}`` and
+Polygon's own path ``/v2/aggs/ticker/...`` answer in Polygon's shape, so
+Polygon's clients work with their base URL pointed at ratesvc.
+
+How it saves upstream calls:
+
+* ``timegrid``: series are cut into US Eastern calendar chunks (a day of
+  second/minute bars, a month of hours, a year of days, a decade of weeks
+  and coarser); a missing chunk is fetched with the other missing chunks of
+  its block next to it (``fetch_block``), adjacent ones in one call.
+* ``cache``/``chunk``: one Redis hash per series, one field per chunk, no TTL;
+  freshness is decided on read, so expired bars still serve stale on error.
+* ``coalesce``: a short Redis lock per chunk makes concurrent identical misses,
+  in any replica, wait for one call.
+* ``budget``: N calls per rolling window shared through Redis; users before
+  the background ``refresher``; a 429 pauses every replica.
+* ``purge``: ``ratesvc purge TICKER [--adjusted-only]`` after a split.
+"""
