@@ -41,7 +41,7 @@ from ratesvc.events import keys
 WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = [[%s]]
+wrk.body = [==[%s]==]
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n",
     summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read
@@ -189,9 +189,11 @@ def main() -> int:
             stop = threading.Event()
             sampler = threading.Thread(target=samples.sample_until, args=(redis, stop), daemon=True)
             sampler.start()
-            result = run_wrk(base, body, args.duration, args.connections, workdir)
-            stop.set()
-            sampler.join()
+            try:
+                result = run_wrk(base, body, args.duration, args.connections, workdir)
+            finally:
+                stop.set()
+                sampler.join()
 
             drain_started = time.monotonic()
             while int(redis.xlen(keys.STREAM)) > 0 and time.monotonic() - drain_started < 60:
