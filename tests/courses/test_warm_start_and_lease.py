@@ -59,7 +59,10 @@ async def test_one_replica_holds_the_exchanges_and_another_takes_over(
 ) -> None:
     apps = [create_app(courses_settings), create_app(courses_settings)]
     stacks = [AsyncExitStack(), AsyncExitStack()]
-    bases = [await stack.enter_async_context(serve_app(app)) for stack, app in zip(stacks, apps, strict=True)]
+    bases = [
+        await stack.enter_async_context(serve_app(app))
+        for stack, app in zip(stacks, apps, strict=True)
+    ]
     try:
 
         async def someone_holds() -> bool:
