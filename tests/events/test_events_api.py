@@ -135,6 +135,9 @@ async def test_malformed_empty_and_oversized_bodies(events_settings: Settings) -
             )
             assert response.status_code == 400, raw
             assert response.json()["error"] == "bad_request"
+        wrong_method = await client.get("/v1/events")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"] == "method_not_allowed"
         huge = [event(payload={"pad": "x" * 1000})] * 1100  # about 1.2 MB
         response = await client.post("/v1/events", json=huge)
         assert response.status_code == 413
