@@ -96,6 +96,9 @@ def _run_uvicorn(uvicorn: Any, settings: Settings) -> None:
         log_config=None,
         access_log=settings.access_log,
         server_header=False,
+        # uvicorn would otherwise believe X-Forwarded-For from loopback peers,
+        # letting a local client choose its own rate-limit identity.
+        proxy_headers=settings.trust_proxy,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
     )
 
