@@ -29,6 +29,15 @@ def complete_from(source: str) -> Any:
     return accept
 
 
+async def both_sources_answer(client: httpx.AsyncClient) -> None:
+    """Wait until Binance answers the default shape and CoinGecko its own."""
+    await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
+    await eventually(
+        lambda: client.get("/v1/courses", params={"exchanger": "coingecko"}),
+        complete_from("coingecko"),
+    )
+
+
 async def test_answer_has_the_clients_format(courses_settings: Settings) -> None:
     async with (
         serve_app(create_app(courses_settings)) as base,
@@ -63,11 +72,7 @@ async def test_filters_and_their_errors(courses_settings: Settings) -> None:
         serve_app(create_app(courses_settings)) as base,
         httpx.AsyncClient(base_url=base) as client,
     ):
-        await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
-        await eventually(
-            lambda: client.get("/v1/courses", params={"exchanger": "coingecko"}),
-            complete_from("coingecko"),
-        )
+        await both_sources_answer(client)
         picked = await client.get(
             "/v1/courses?direction=eth-rub,BTC-USD&direction=USDTTRC-USD&direction=BTC-USD"
         )
@@ -137,11 +142,7 @@ async def test_failover_when_binance_goes_silent_and_back(
         serve_app(create_app(courses_settings)) as base,
         httpx.AsyncClient(base_url=base) as client,
     ):
-        await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
-        await eventually(
-            lambda: client.get("/v1/courses", params={"exchanger": "coingecko"}),
-            complete_from("coingecko"),
-        )
+        await both_sources_answer(client)
         simulated.upstreams.binance.set_mode("silent")
         took, statuses = await _watch_failover(client, limit, "coingecko")
         assert all(status < 500 for status in statuses), statuses
@@ -163,11 +164,7 @@ async def test_failover_when_binance_drops_and_refuses(
         serve_app(create_app(courses_settings)) as base,
         httpx.AsyncClient(base_url=base) as client,
     ):
-        await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
-        await eventually(
-            lambda: client.get("/v1/courses", params={"exchanger": "coingecko"}),
-            complete_from("coingecko"),
-        )
+        await both_sources_answer(client)
         binance.set_mode("refuse")
         await binance.drop_all()
         _, statuses = await _watch_failover(client, limit, "coingecko")
