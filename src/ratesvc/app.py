@@ -19,9 +19,9 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -31,6 +31,7 @@ from ratesvc.api.errors import (
     internal_error_handler,
     store_unavailable_handler,
 )
+from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.features import Feature
@@ -102,6 +103,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             supervisor=supervisor,
         )
         app.state.services = services
+        services.metric_sources.append(app.state.request_metrics.collect)
         app.state.metrics_registry = service_registry(services)
         log.info(
             "stores_connected",
@@ -145,15 +147,9 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
     routes: list[Any] = [*OPS_ROUTES]
     for feature in chosen:
         routes.extend(feature.routes)
-    prometheus = PrometheusConfig(
-        app_name="ratesvc",
-        prefix="ratesvc",
-        group_path=True,
-        exclude=["/metrics", "/docs"],
-        exclude_unhandled_paths=True,
-    )
+    request_metrics = RequestMetrics(app_name="ratesvc", prefix="ratesvc")
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
-    middleware: list[Any] = [prometheus.middleware]
+    middleware: list[Any] = [DefineMiddleware(RequestMetricsMiddleware, metrics=request_metrics)]
     if (limiter := rate_limit_middleware(settings)) is not None:
         middleware.append(limiter)
     return Litestar(
@@ -174,14 +170,16 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
             render_plugins=[SwaggerRenderPlugin(path="/")],
         ),
         request_max_body_size=MAX_BODY_BYTES,
-        state=_initial_state(settings, chosen),
+        state=_initial_state(settings, chosen, request_metrics),
         debug=False,
         logging_config=None,
     )
 
 
-def _initial_state(settings: Settings, features: list[Feature]) -> State:
-    return State({"settings": settings, "features": features})
+def _initial_state(
+    settings: Settings, features: list[Feature], request_metrics: RequestMetrics
+) -> State:
+    return State({"settings": settings, "features": features, "request_metrics": request_metrics})
 
 
 def create_app_from_env() -> Litestar:

@@ -16,6 +16,7 @@ from ratesvc.courses.binance import run_binance
 from ratesvc.courses.broadcast import Broadcaster
 from ratesvc.courses.coingecko import run_coingecko
 from ratesvc.courses.directions import binance_symbols
+from ratesvc.courses.local import LocalAnswers
 from ratesvc.courses.rates import Freshness
 from ratesvc.courses.sinks import (
     PostgresQuoteSink,
@@ -44,6 +45,8 @@ class CoursesState:
     lease: Lease
     sink: RedisCoursesSink
     broadcaster: Broadcaster
+    answers: LocalAnswers
+    """This process's copies of the pre-rendered answers (at most 50 ms old)."""
 
 
 async def _run_exchanges(services: Services, sink: RedisCoursesSink) -> None:
@@ -124,6 +127,7 @@ async def start(services: Services) -> None:
         lease=Lease(services.redis, keys.LEASE, settings.lease_ttl_s),
         sink=sink,
         broadcaster=Broadcaster(services.redis),
+        answers=LocalAnswers(services.redis),
     )
     services.extras["courses"] = state
     services.metric_sources.append(lambda: _metrics(state))

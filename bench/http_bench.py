@@ -1,0 +1,438 @@
+"""Requests per second of each hot route, next to nginx serving the same bytes.
+
+Starts everything itself in a temporary directory: an embedded Redis and
+PostgreSQL, ``ratesvc serve`` with one worker and the built-in simulators
+(``RATESVC_SIMULATE=1``), production settings otherwise (rate limiter on with
+a limit one wrk client never reaches, metrics on, INFO logging), and nginx
+serving the ``/v1/courses`` body as a static file.  On a machine with two or
+more cores, this script and everything it starts (ratesvc, its Redis,
+PostgreSQL, simulators and nginx) run on core 0 and wrk on core 1, so the
+server side has exactly one core.
+
+Each round measures every route once with ``wrk -t1`` (the routes
+interleaved, so a noisy neighbour hurts them all alike); the table gives the
+median of the rounds and the spread (min-max) of requests/s:
+
+* requests/s, latency p50 and p99 as wrk saw them;
+* server CPU per request: user+system time of the serving process (or of
+  nginx) over the run, divided by the requests answered;
+* the ratio of the route's requests/s to nginx's.
+
+    .venv/bin/python bench/http_bench.py                   # 5 rounds of 10 s per route
+    .venv/bin/python bench/http_bench.py --quick           # CI smoke: 1 round of 2 s, no targets
+    .venv/bin/python bench/http_bench.py --soak 600        # then 10 min of mixed load, RSS sampled
+
+wrk comes from the distribution (``apt-get install wrk``, tried when missing);
+without it the script says so and exits 0 with ``--quick`` (a smoke run must
+not fail on a missing tool), 2 otherwise.  nginx is optional: without it the
+ratio column is empty.  Results are also written as JSON under
+``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+BENCH_DIR = Path(__file__).resolve().parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SERVER_CORE = 0
+LOAD_CORE = 1
+STOCKS_PATH = "/v1/stocks/aggs/AAPL/range/1/minute/2024-06-27/2024-06-27"
+"""One closed session of minute bars (390 bars): a cache hit after the first request."""
+EVENT_BODY = (
+    '{"user_id":42,"event_type":"chart_view","timestamp":1700000000,'
+    '"payload":{"pair":"BTC/USD","range":"1d"}}'
+)
+
+WRK_DONE = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d\\n",
+    summary.requests, summary.errors.status, summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+WRK_POST = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+"""
+WRK_MIX = """
+local paths = {"/v1/courses", "/v1/courses", "/v1/courses", "/v1/courses?exchanger=coingecko",
+               "/v1/courses?direction=BTC-USD,ETH-USD", "%s", "/v1/health"}
+local i = 0
+request = function()
+  i = i + 1
+  if i %% 8 == 0 then
+    return wrk.format("POST", "/v1/events", {["Content-Type"] = "application/json"}, [==[%s]==])
+  end
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    path: str
+    connections: int
+    script: str = ""
+    target: str = "ratesvc"
+    """``ratesvc`` or ``nginx``: which server answers (and whose CPU is counted)."""
+
+
+ROUTES = (
+    Route("nginx static file", "/v1/courses", 64, target="nginx"),
+    Route("GET /v1/courses", "/v1/courses", 64),
+    Route("GET /v1/courses?exchanger=coingecko", "/v1/courses?exchanger=coingecko", 64),
+    Route("GET /v1/courses?direction=BTC-USD", "/v1/courses?direction=BTC-USD", 64),
+    Route("GET /v1/stocks/aggs (hit, 390 bars)", STOCKS_PATH, 8),
+    Route("POST /v1/events", "/v1/events", 64, script=WRK_POST % EVENT_BODY),
+    Route("GET /v1/health (plain Litestar)", "/v1/health", 64),
+)
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+    errors: int
+
+
+@dataclass
+class Summary:
+    name: str
+    connections: int
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, pick: Callable[[Sample], float]) -> float:
+        return statistics.median(pick(s) for s in self.samples)
+
+
+def _pin(core: int) -> Callable[[], None]:
+    def pin() -> None:
+        if (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(0, {core})
+
+    return pin
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def ensure_wrk() -> bool:
+    if shutil.which("wrk"):
+        return True
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk not found; installing it with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+    return shutil.which("wrk") is not None
+
+
+def run_wrk(
+    url: str, route: Route, duration_s: float, workdir: Path
+) -> tuple[int, int, int, float, float]:
+    script = workdir / f"wrk-{abs(hash(route.name))}.lua"
+    script.write_text(route.script + WRK_DONE)
+    command = [
+        "wrk", "-t1", f"-c{route.connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "5s",
+        "-s", str(script), url,
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=True, preexec_fn=_pin(LOAD_CORE)
+    )
+    match = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+)", result.stdout)
+    if match is None:
+        raise SystemExit(f"unexpected wrk output:\n{result.stdout}{result.stderr}")
+    requests, non_2xx, socket_errors, p50_us, p99_us = map(int, match.groups())
+    return requests, non_2xx, socket_errors, p50_us / 1000, p99_us / 1000
+
+
+@contextmanager
+def ratesvc(
+    redis_url: str, database_url: str, workdir: Path, rate_limit: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+        "RATESVC_REDIS_URL": redis_url,
+        "RATESVC_DATABASE_URL": database_url,
+        "RATESVC_DATA_DIR": str(workdir / "data"),
+        "RATESVC_PORT": str(port),
+        "RATESVC_WORKERS": "1",
+        "RATESVC_SIMULATE": "1",
+        "RATESVC_LOG_LEVEL": "INFO",
+        "RATESVC_RATE_LIMIT": rate_limit,
+    }
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ratesvc", "serve"],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"ratesvc serve exited:\n{log_path.read_text()}")
+            try:
+                if httpx.get(f"{base}/v1/courses", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"/v1/courses not answering:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /v1/courses {{
+            default_type application/json;
+            alias {dir}/courses.json;
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx(body: bytes, workdir: Path) -> Iterator[tuple[list[int], str] | None]:
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if binary is None:
+        print("nginx not found: no static-file reference", file=sys.stderr)
+        yield None
+        return
+    root = workdir / "nginx"
+    root.mkdir()
+    for path in (workdir, root):
+        path.chmod(0o755)  # nginx workers run as an unprivileged user
+    (root / "courses.json").write_bytes(body)
+    (root / "courses.json").chmod(0o644)
+    port = free_port()
+    (root / "nginx.conf").write_text(NGINX_CONF.format(dir=root, port=port))
+    process = subprocess.Popen(
+        [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(root / "error.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if httpx.get(f"{base}/v1/courses", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                print("nginx did not start: no static-file reference", file=sys.stderr)
+                yield None
+                return
+            time.sleep(0.05)
+        yield [process.pid, *children(process.pid)], base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def soak(base: str, pid: int, duration_s: float, workdir: Path) -> list[tuple[float, float, float]]:
+    """Mixed load for ``duration_s``; (elapsed s, RSS MB, requests/s of the last slice)."""
+    route = Route("mix", "/", 64, script=WRK_MIX % (STOCKS_PATH, EVENT_BODY))
+    points = [(0.0, rss_mb(pid), 0.0)]
+    slice_s = 30.0
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < duration_s:
+        length = min(slice_s, duration_s - elapsed)
+        requests, *_ = run_wrk(base + "/", route, max(1, round(length)), workdir)
+        points.append((time.monotonic() - started, rss_mb(pid), requests / length))
+        print(
+            f"  soak {points[-1][0]:6.0f} s  RSS {points[-1][1]:6.1f} MB  {points[-1][2]:8,.0f} req/s",
+            flush=True,
+        )
+    return points
+
+
+def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> None:
+    nginx_rps = next(
+        (s.median(lambda x: x.rps) for s in summaries if s.name.startswith("nginx")), None
+    )
+    header = f"{'route':<38} {'conns':>5} {'req/s':>8} {'spread':>15} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'vs nginx':>8}"
+    print(f"\n{rounds} round(s) of {duration_s:g} s per route; medians; spread = min-max req/s")
+    print(
+        f"server side pinned to core {SERVER_CORE}, wrk -t1 to core {LOAD_CORE} ({os.cpu_count()} cores)"
+    )
+    print(header)
+    print("-" * len(header))
+    for s in summaries:
+        rps = [x.rps for x in s.samples]
+        ratio = f"{s.median(lambda x: x.rps) / nginx_rps:.2f}" if nginx_rps else "-"
+        errors = sum(x.errors for x in s.samples)
+        print(
+            f"{s.name:<38} {s.connections:>5} {s.median(lambda x: x.rps):>8,.0f} "
+            f"{f'{min(rps):,.0f}-{max(rps):,.0f}':>15} {s.median(lambda x: x.p50_ms):>7.2f} "
+            f"{s.median(lambda x: x.p99_ms):>7.2f} {s.median(lambda x: x.cpu_us):>10.0f} {ratio:>8}"
+            + (f"  ({errors} errors)" if errors else "")
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per route and round")
+    parser.add_argument("--only", help="measure only routes whose name contains this")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        help="seconds of mixed load after the rounds, RSS sampled",
+    )
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run for CI")
+    parser.add_argument(
+        "--rate-limit", default="1000000000/minute", help="RATESVC_RATE_LIMIT (limiter stays on)"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 2.0
+    if not ensure_wrk():
+        print(
+            "wrk is not installed and could not be installed (apt-get install wrk): skipping",
+            file=sys.stderr,
+        )
+        return 0 if args.quick else 2
+    _pin(SERVER_CORE)()  # inherited by every server this script starts; wrk moves to LOAD_CORE
+    routes = [r for r in ROUTES if not args.only or args.only in r.name or r.target == "nginx"]
+
+    with tempfile.TemporaryDirectory(prefix="ratesvc-http-bench-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        redis_server = EmbeddedRedis(workdir / "redis", persistent=False).start()
+        stack.callback(redis_server.stop)
+        postgres = EmbeddedPostgres(workdir / "pg" / "data").start()
+        stack.callback(postgres.stop)
+        process, base = stack.enter_context(
+            ratesvc(redis_server.url, postgres.url, workdir, args.rate_limit)
+        )
+        body = httpx.get(f"{base}/v1/courses").content
+        warm = httpx.get(base + STOCKS_PATH, timeout=30)
+        if warm.status_code != 200:
+            raise SystemExit(f"stocks warm-up failed: {warm.status_code} {warm.text[:200]}")
+        reference = stack.enter_context(nginx(body, workdir))
+        summaries = {r.name: Summary(r.name, r.connections) for r in routes}
+        for round_no in range(1, args.rounds + 1):
+            for route in routes:
+                if route.target == "nginx":
+                    if reference is None:
+                        continue
+                    pids, url_base = reference
+                else:
+                    pids, url_base = [process.pid], base
+                before = cpu_seconds(pids)
+                requests, non_2xx, errors, p50, p99 = run_wrk(
+                    url_base + route.path, route, args.duration, workdir
+                )
+                cpu = cpu_seconds(pids) - before
+                summaries[route.name].samples.append(
+                    Sample(
+                        requests / args.duration,
+                        p50,
+                        p99,
+                        cpu / max(requests, 1) * 1e6,
+                        non_2xx + errors,
+                    )
+                )
+            print(f"round {round_no}/{args.rounds} done", file=sys.stderr, flush=True)
+        done = [s for s in summaries.values() if s.samples]
+        print_table(done, args.rounds, args.duration)
+        points = soak(base, process.pid, args.soak, workdir) if args.soak else []
+        if points:
+            print(f"\nRSS of the serving process over {args.soak:g} s of mixed load: "
+                  f"start {points[0][1]:.1f} MB, after 60 s {next((p[1] for p in points if p[0] >= 60), points[-1][1]):.1f} MB, "
+                  f"end {points[-1][1]:.1f} MB, max {max(p[1] for p in points):.1f} MB")  # fmt: skip
+        else:
+            print(f"\nRSS of the serving process: {rss_mb(process.pid):.1f} MB")
+        out = BENCH_DIR / "results"
+        out.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        (out / f"http-{stamp}.json").write_text(
+            json.dumps(
+                {"args": vars(args), "routes": [asdict(s) for s in done], "soak": points}, indent=1
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
