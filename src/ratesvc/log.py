@@ -97,9 +97,12 @@ def configure_logging(
     root.setLevel(numeric_level)
     # pgserver narrates every command at INFO; its warnings still come through.
     logging.getLogger("pgserver").setLevel(max(numeric_level, logging.WARNING))
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn switches its access log off (RATESVC_ACCESS_LOG=0) by stopping
+    # propagation; keep that choice, or every request would be logged anyway.
+    logging.getLogger("uvicorn.access").handlers[:] = []
 
 
 def get_logger(component: str, **bound: Any) -> Any:
