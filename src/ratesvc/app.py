@@ -47,6 +47,9 @@ log = get_logger("app")
 
 DRAINER_TASK = "drainer"
 MAX_BODY_BYTES = 1024 * 1024
+REDIS_CONNECT_TIMEOUT_S = 1.0
+REDIS_SOCKET_TIMEOUT_S = 2.0
+"""A hung Redis answers requests with 503 after this, not redis-py's 5 s (longest block: 1 s)."""
 
 
 def default_features() -> list[Feature]:
@@ -81,7 +84,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     assert settings.redis_url is not None
     assert settings.database_url is not None
     async with AsyncExitStack() as stack:
-        redis = Redis.from_url(settings.redis_url, health_check_interval=10)
+        redis = Redis.from_url(
+            settings.redis_url,
+            health_check_interval=10,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_S,
+        )
         stack.push_async_callback(redis.aclose)
         db = await _connect_postgres(settings.database_url)
         stack.push_async_callback(db.close)

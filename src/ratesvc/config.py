@@ -83,6 +83,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     binance_reconnect_max_s: PositiveFloat = 60.0
     history_days: PositiveFloat = 30.0
     """Per-minute quote history older than this is pruned from PostgreSQL."""
+    history_buffer_max: PositiveInt = 20_000
+    """History rows kept in memory while PostgreSQL is down (about a day); then oldest dropped."""
 
     # --- Stock bars (ratesvc.stocks) ---
     polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0

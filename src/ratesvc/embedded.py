@@ -63,10 +63,11 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> Self:
+    def start(self, timeout_s: float = 10.0, *, port: int = 0) -> Self:
+        """Start on ``port``, or on a free one; a restart may reuse the previous port."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._kill_stale()
-        self.port = free_port()
+        self.port = port or free_port()
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
             if self.persistent
@@ -106,6 +107,13 @@ class EmbeddedRedis:
             if b"redis-server" in cmdline:
                 os.kill(pid, signal.SIGTERM)
                 _wait_gone(pid, 5.0)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no save, connections just drop."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None

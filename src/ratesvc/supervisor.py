@@ -2,6 +2,11 @@
 
 One task's crash never takes down the app or the other tasks.  Each task's
 state is kept for ``/v1/ready`` and ``/metrics``.
+
+A store outage (Redis or PostgreSQL unreachable) is not a bug: such a failure
+is logged as a WARNING without a traceback, and its restart delay stays at
+most ``transient_max_delay_s``, so the task is back within a couple of
+seconds of the store, however long the outage lasted, without spinning hot.
 """
 
 from __future__ import annotations
@@ -13,13 +18,25 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
+import asyncpg
 import msgspec
+from redis.exceptions import RedisError
 
 from ratesvc.log import get_logger
 
 log = get_logger("supervisor")
 
 TaskStatus = Literal["starting", "running", "restarting", "stopped"]
+
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+"""Failures that mean a store is unreachable, not that the task is broken."""
 
 
 class TaskState(msgspec.Struct, kw_only=True):
@@ -52,10 +69,14 @@ class Supervisor:
         initial_delay_s: float = 0.5,
         max_delay_s: float = 30.0,
         healthy_after_s: float = 60.0,
+        transient: tuple[type[BaseException], ...] = STORE_ERRORS,
+        transient_max_delay_s: float = 2.0,
     ) -> None:
         self._initial_delay_s = initial_delay_s
         self._max_delay_s = max_delay_s
         self._healthy_after_s = healthy_after_s
+        self._transient = transient
+        self._transient_max_delay_s = transient_max_delay_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.states: dict[str, TaskState] = {}
 
@@ -74,6 +95,7 @@ class Supervisor:
             started = time.monotonic()
             state.status = "running"
             state.started_at = time.time()
+            transient = False
             try:
                 await run()
                 error = "task returned"
@@ -83,10 +105,16 @@ class Supervisor:
                 raise
             except Exception as exc:  # noqa: BLE001 - isolation is the supervisor's job
                 error = f"{type(exc).__name__}: {exc}"
-                task_log.error("task_failed", error=error, exc_info=exc)
+                transient = isinstance(exc, self._transient)
+                if transient:
+                    task_log.warning("task_interrupted_store_unavailable", error=error)
+                else:
+                    task_log.error("task_failed", error=error, exc_info=exc)
             if time.monotonic() - started >= self._healthy_after_s:
                 delays = backoff_delays(self._initial_delay_s, self._max_delay_s)
             delay = next(delays)
+            if transient:
+                delay = min(delay, self._transient_max_delay_s)
             state.status = "restarting"
             state.restarts += 1
             state.last_error = error

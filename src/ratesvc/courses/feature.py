@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ratesvc.courses import keys
 from ratesvc.courses.api import ROUTES
@@ -114,11 +114,32 @@ def _metrics(state: CoursesState) -> Iterator[Any]:
     yield clients
 
 
+def _history_metrics(history: PostgresQuoteSink) -> Iterator[Any]:
+    pending = GaugeMetricFamily(
+        "ratesvc_history_pending", "Quote history rows waiting for PostgreSQL (it is down)"
+    )
+    pending.add_metric([], history.pending)
+    yield pending
+    dropped = CounterMetricFamily(
+        "ratesvc_history_dropped",
+        "Quote history rows dropped because PostgreSQL was down past the buffer",
+    )
+    dropped.add_metric([], history.dropped)
+    yield dropped
+    failures = CounterMetricFamily(
+        "ratesvc_history_write_failures", "Failed attempts to write quote history"
+    )
+    failures.add_metric([], history.failures)
+    yield failures
+
+
 async def start(services: Services) -> None:
     settings = services.settings
     freshness = Freshness(settings.stale_after_s, settings.coingecko_stale_after_s)
     sink = RedisCoursesSink(services.redis, freshness, settings.partial_courses)
-    services.sinks.extend([sink, PostgresQuoteSink(services.db)])
+    history = PostgresQuoteSink(services.db, buffer_max=settings.history_buffer_max)
+    services.sinks.extend([sink, history])
+    services.readiness_checks["quote_history"] = history.healthy
     loaded = await warm_start(services.redis, services.db)
     log.info("warm_start", quotes_loaded=loaded)
     state = CoursesState(
@@ -131,6 +152,7 @@ async def start(services: Services) -> None:
     )
     services.extras["courses"] = state
     services.metric_sources.append(lambda: _metrics(state))
+    services.metric_sources.append(lambda: _history_metrics(history))
     services.supervisor.start(
         "exchanges", lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sink))
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -14,6 +16,7 @@ from ratesvc.courses.rates import Freshness, compute_rates
 from ratesvc.courses.render import SHAPES, render
 from ratesvc.log import get_logger
 from ratesvc.models import Quote
+from ratesvc.supervisor import STORE_ERRORS, backoff_delays
 
 log = get_logger("courses.sinks")
 
@@ -69,6 +72,8 @@ class RedisCoursesSink:
         self.partial = partial
         self.quotes: dict[str, Quote] = {}
         self._bodies: dict[str, bytes] = {}
+        self._resync = False
+        """A write failed (Redis down or restarted empty): rewrite every quote and body."""
 
     async def prime(self) -> None:
         """Take over the shared view of the latest quotes (another replica may have written them)."""
@@ -87,8 +92,12 @@ class RedisCoursesSink:
         now = datetime.now(UTC)
         rates = compute_rates(self.quotes, self.freshness)
         pipe = self.redis.pipeline(transaction=False)
-        if newest:
-            pipe.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in newest.items()})
+        # After a failed write Redis may hold none of our quotes (a restart without
+        # persistence): write them all, not only this batch's, or a source that
+        # quotes once a minute would be missing from Redis until its next poll.
+        written = self.quotes if self._resync else newest
+        if written:
+            pipe.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in written.items()})
         changed_default: bytes | None = None
         for shape, exchanger in SHAPES.items():
             rendered = render(rates, now, exchanger=exchanger, partial=self.partial)
@@ -102,7 +111,13 @@ class RedisCoursesSink:
         if changed_default is not None:
             pipe.publish(keys.CHANGES, changed_default)
         if len(pipe):
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except BaseException:
+                self._resync = True
+                self._bodies.clear()
+                raise
+        self._resync = False
 
 
 def _body_of(stored: bytes | None) -> bytes | None:
@@ -110,36 +125,140 @@ def _body_of(stored: bytes | None) -> bytes | None:
 
 
 class PostgresQuoteSink:
-    """Upserts the latest quote per market and the last quote of each minute (history)."""
+    """Upserts the latest quote per market and the last quote of each minute (history).
+
+    While PostgreSQL is unreachable nothing is lost within a bound: quotes wait
+    in memory, coalesced as they would be stored (the newest per market, and
+    the last per market and minute), and are written with the first batch
+    after PostgreSQL is back.  Attempts back off (up to ``retry_max_s``) so an
+    outage costs the drainer nothing, and each attempt is cut at
+    ``write_timeout_s`` so a hung database never stalls the Redis side.  Past
+    ``buffer_max`` history rows the oldest minutes are dropped, counted, logged
+    as an ERROR, and ``/v1/ready`` says so until a write succeeds again.
+    """
 
     name = "postgres_quotes"
 
-    def __init__(self, db: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        *,
+        buffer_max: int = 20_000,
+        write_timeout_s: float = 5.0,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 10.0,
+    ) -> None:
         self.db = db
+        self.buffer_max = buffer_max
+        self.write_timeout_s = write_timeout_s
+        self._retry_min_s = retry_min_s
+        self._retry_max_s = retry_max_s
+        self._latest: dict[str, Quote] = {}
+        self._history: dict[tuple[str, str, datetime], Quote] = {}
+        """Pending history rows, oldest minute first (insertion order)."""
+        self._delays = backoff_delays(retry_min_s, retry_max_s)
+        self._next_attempt = 0.0
+        self.failing_since: float | None = None
+        self.dropped = 0
+        """History rows dropped because the buffer was full (PostgreSQL down too long)."""
+        self.overflowed = False
+        """Rows were dropped since the last successful write: /v1/ready reports it."""
+        self.failures = 0
+
+    @property
+    def pending(self) -> int:
+        """History rows waiting for PostgreSQL."""
+        return len(self._history)
+
+    def healthy(self) -> bool:
+        """The readiness check: False while history is being dropped."""
+        return not self.overflowed
 
     async def write(self, batch: Sequence[object]) -> None:
-        newest = quotes_in(batch)
-        if not newest:
+        for quote in quotes_in(batch).values():
+            self._keep(quote)
+        if not self._latest and not self._history:
             return
-        rows = [(q.source, q.market, q.value, q.observed_at) for q in newest.values()]
-        history = [(*row, _minute(row[3])) for row in rows]
+        now = time.monotonic()
+        if now < self._next_attempt:
+            return
+        latest, history = dict(self._latest), dict(self._history)
+        try:
+            async with asyncio.timeout(self.write_timeout_s):
+                await self._store(list(latest.values()), list(history.values()))
+        except STORE_ERRORS as exc:
+            self.failures += 1
+            delay = next(self._delays)
+            self._next_attempt = now + delay
+            if self.failing_since is None:
+                self.failing_since = now
+                log.warning(
+                    "history_write_deferred",
+                    pending=self.pending,
+                    buffer_max=self.buffer_max,
+                    error=repr(exc),
+                )
+            return
+        for key, quote in latest.items():
+            if self._latest.get(key) is quote:
+                del self._latest[key]
+        for minute_key, quote in history.items():
+            if self._history.get(minute_key) is quote:
+                del self._history[minute_key]
+        self._delays = backoff_delays(self._retry_min_s, self._retry_max_s)
+        self._next_attempt = 0.0
+        if self.failing_since is not None:
+            log.info(
+                "history_write_recovered",
+                rows=len(history),
+                outage_s=round(now - self.failing_since, 1),
+                dropped_total=self.dropped,
+            )
+            self.failing_since = None
+        self.overflowed = False
+
+    def _keep(self, quote: Quote) -> None:
+        seen = self._latest.get(quote.key)
+        if seen is None or quote.observed_at >= seen.observed_at:
+            self._latest[quote.key] = quote
+        minute_key = (quote.source, quote.market, _minute(quote.observed_at))
+        seen = self._history.get(minute_key)
+        if seen is None or quote.observed_at >= seen.observed_at:
+            self._history[minute_key] = quote
+        while len(self._history) > self.buffer_max:
+            del self._history[next(iter(self._history))]
+            self.dropped += 1
+            if not self.overflowed:
+                self.overflowed = True
+                log.error(
+                    "history_buffer_full_dropping_oldest",
+                    buffer_max=self.buffer_max,
+                    dropped_total=self.dropped,
+                )
+
+    async def _store(self, latest: list[Quote], history: list[Quote]) -> None:
         async with self.db.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                """INSERT INTO quotes_latest (source, market, value, observed_at)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (source, market) DO UPDATE
-                   SET value = excluded.value, observed_at = excluded.observed_at
-                   WHERE excluded.observed_at >= quotes_latest.observed_at""",
-                rows,
-            )
-            await conn.executemany(
-                """INSERT INTO quote_history (source, market, value, observed_at, minute)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (source, market, minute) DO UPDATE
-                   SET value = excluded.value, observed_at = excluded.observed_at
-                   WHERE excluded.observed_at >= quote_history.observed_at""",
-                history,
-            )
+            if latest:
+                await conn.executemany(
+                    """INSERT INTO quotes_latest (source, market, value, observed_at)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (source, market) DO UPDATE
+                       SET value = excluded.value, observed_at = excluded.observed_at
+                       WHERE excluded.observed_at >= quotes_latest.observed_at""",
+                    [(q.source, q.market, q.value, q.observed_at) for q in latest],
+                )
+            if history:
+                await conn.executemany(
+                    """INSERT INTO quote_history (source, market, value, observed_at, minute)
+                       VALUES ($1, $2, $3, $4, $5)
+                       ON CONFLICT (source, market, minute) DO UPDATE
+                       SET value = excluded.value, observed_at = excluded.observed_at
+                       WHERE excluded.observed_at >= quote_history.observed_at""",
+                    [
+                        (q.source, q.market, q.value, q.observed_at, _minute(q.observed_at))
+                        for q in history
+                    ],
+                )
 
 
 async def warm_start(redis: Redis, db: asyncpg.Pool) -> int:

@@ -44,6 +44,7 @@ async def start(services: Services) -> None:
     await monitor.sample()
     services.extras["events"] = EventsState(appender, counters, drainer, monitor)
     services.metric_sources.append(EventsCollector(appender, drainer, monitor))
+    services.readiness_checks["events_backlog"] = monitor.healthy
     services.supervisor.start(DRAINER_TASK, drainer.run)
     services.supervisor.start(MONITOR_TASK, monitor.run)
     log.info("events_started", consumer=drainer.consumer, event_types=len(totals))

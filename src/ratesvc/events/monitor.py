@@ -44,6 +44,7 @@ class BacklogMonitor:
         self.lag_s = 0.0
         self._lagging_since: float | None = None
         self._warned_at = 0.0
+        self._was_full = False
 
     async def run(self) -> None:
         while True:
@@ -69,7 +70,25 @@ class BacklogMonitor:
             self.lag_s = 0.0
         self._report(now)
 
+    @property
+    def full(self) -> bool:
+        """The stream holds ``events_stream_max`` events: posts are refused."""
+        return self.length >= self._stream_max
+
+    def healthy(self) -> bool:
+        """The readiness check: False while new events are refused."""
+        return not self.full
+
     def _report(self, now: float) -> None:
+        if self.full != self._was_full:
+            self._was_full = self.full
+            if self.full:
+                # New events are refused (503) until PostgreSQL catches up.
+                log.error(
+                    "events_backlog_full", stream_length=self.length, lag_s=round(self.lag_s, 1)
+                )
+            else:
+                log.info("events_backlog_accepting_again", stream_length=self.length)
         lagging = self.lag_s > self._lag_warn_s or self.length >= 0.8 * self._stream_max
         if lagging:
             if self._lagging_since is None:
