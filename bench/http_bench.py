@@ -326,6 +326,22 @@ def soak(base: str, pid: int, duration_s: float, workdir: Path) -> list[tuple[fl
     return points
 
 
+def profile(pid: int, base: str, out: Path, duration_s: float, workdir: Path) -> None:
+    """py-spy samples the serving process while wrk loads GET /v1/courses."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    recorder = subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+         "--duration", str(round(duration_s)), "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(recorder.pid, {LOAD_CORE})
+    time.sleep(0.5)
+    run_wrk(base + "/v1/courses", ROUTES[1], duration_s, workdir)
+    recorder.wait(timeout=60)
+    print(f"py-spy profile of GET /v1/courses: {out}", file=sys.stderr)
+
+
 def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> None:
     nginx_rps = next(
         (s.median(lambda x: x.rps) for s in summaries if s.name.startswith("nginx")), None
@@ -349,6 +365,32 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> Non
         )
 
 
+def measure(
+    routes: list[Route],
+    targets: dict[str, tuple[list[int], str]],
+    rounds: int,
+    duration_s: float,
+    workdir: Path,
+) -> list[Summary]:
+    """Every route once per round, in order; the targets are (pids whose CPU counts, base URL)."""
+    summaries = {r.name: Summary(r.name, r.connections) for r in routes if r.target in targets}
+    for round_no in range(1, rounds + 1):
+        for route in routes:
+            if route.target not in targets:
+                continue
+            pids, url_base = targets[route.target]
+            before = cpu_seconds(pids)
+            requests, non_2xx, errors, p50, p99 = run_wrk(
+                url_base + route.path, route, duration_s, workdir
+            )
+            cpu_us = (cpu_seconds(pids) - before) / max(requests, 1) * 1e6
+            summaries[route.name].samples.append(
+                Sample(requests / duration_s, p50, p99, cpu_us, non_2xx + errors)
+            )
+        print(f"round {round_no}/{rounds} done", file=sys.stderr, flush=True)
+    return list(summaries.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -359,6 +401,11 @@ def main() -> int:
         type=float,
         default=0.0,
         help="seconds of mixed load after the rounds, RSS sampled",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also record GET /v1/courses under load with py-spy (collapsed stacks to FILE)",
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run for CI")
     parser.add_argument(
@@ -390,31 +437,12 @@ def main() -> int:
         if warm.status_code != 200:
             raise SystemExit(f"stocks warm-up failed: {warm.status_code} {warm.text[:200]}")
         reference = stack.enter_context(nginx(body, workdir))
-        summaries = {r.name: Summary(r.name, r.connections) for r in routes}
-        for round_no in range(1, args.rounds + 1):
-            for route in routes:
-                if route.target == "nginx":
-                    if reference is None:
-                        continue
-                    pids, url_base = reference
-                else:
-                    pids, url_base = [process.pid], base
-                before = cpu_seconds(pids)
-                requests, non_2xx, errors, p50, p99 = run_wrk(
-                    url_base + route.path, route, args.duration, workdir
-                )
-                cpu = cpu_seconds(pids) - before
-                summaries[route.name].samples.append(
-                    Sample(
-                        requests / args.duration,
-                        p50,
-                        p99,
-                        cpu / max(requests, 1) * 1e6,
-                        non_2xx + errors,
-                    )
-                )
-            print(f"round {round_no}/{args.rounds} done", file=sys.stderr, flush=True)
-        done = [s for s in summaries.values() if s.samples]
+        targets = {"ratesvc": ([process.pid], base)}
+        if reference is not None:
+            targets["nginx"] = reference
+        done = measure(routes, targets, args.rounds, args.duration, workdir)
+        if args.profile:
+            profile(process.pid, base, Path(args.profile), args.duration, workdir)
         print_table(done, args.rounds, args.duration)
         points = soak(base, process.pid, args.soak, workdir) if args.soak else []
         if points:
