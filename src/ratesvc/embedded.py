@@ -108,6 +108,10 @@ class EmbeddedRedis:
                 os.kill(pid, signal.SIGTERM)
                 _wait_gone(pid, 5.0)
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM kill would: no save, connections just drop."""
         process, self._process = self._process, None

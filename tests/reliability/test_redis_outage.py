@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,7 +14,7 @@ import httpx
 import msgspec
 import pytest
 
-from ratesvc.app import create_app
+from ratesvc.app import REDIS_SOCKET_TIMEOUT_S, create_app
 from ratesvc.config import Settings
 from ratesvc.courses.directions import DIRECTIONS
 from ratesvc.embedded import EmbeddedRedis
@@ -122,5 +124,45 @@ async def test_redis_outage_gives_fast_503s_and_recovers_by_itself(
                 lambda r: r.status_code == 200 and r.json()["count"] >= 1,
             )
         assert recovered_s < FRESH_WITHIN_S, recovered_s
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+async def test_hung_redis_gives_503_within_the_socket_timeout(
+    courses_settings: Settings, tmp_path: Path
+) -> None:
+    """SIGSTOP: connections stay open but nothing answers (a network partition looks alike)."""
+    server = EmbeddedRedis(tmp_path / "redis", persistent=False).start()
+    try:
+        settings = msgspec.structs.replace(courses_settings, redis_url=server.url)
+        async with (
+            serve_app(create_app(settings)) as base,
+            httpx.AsyncClient(base_url=base, timeout=30) as client,
+        ):
+            await eventually(
+                lambda: client.get("/v1/courses", params={"direction": "BTC-USD"}),
+                fresh_binance_rows(EPOCH, 1),
+            )
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                for method, path in [
+                    ("GET", "/v1/courses?direction=BTC-USD"),
+                    ("GET", "/v1/stats/outage"),
+                    ("GET", STOCKS),
+                ]:
+                    response, took = await _timed(client, method, path)
+                    assert response.status_code == 503, (path, response.text)
+                    assert response.json()["error"] == "service_unavailable"
+                    assert took < REDIS_SOCKET_TIMEOUT_S + 1.0, (path, took)
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            resumed_at = datetime.now(UTC)
+            await eventually(
+                lambda: client.get("/v1/courses", params={"direction": "BTC-USD"}),
+                fresh_binance_rows(resumed_at, 1),
+                timeout_s=FRESH_WITHIN_S,
+            )
     finally:
         server.stop()

@@ -181,6 +181,7 @@ class PostgresQuoteSink:
             return
         now = time.monotonic()
         if now < self._next_attempt:
+            self._trim()
             return
         latest, history = dict(self._latest), dict(self._history)
         try:
@@ -188,6 +189,7 @@ class PostgresQuoteSink:
                 await self._store(list(latest.values()), list(history.values()))
         except STORE_ERRORS as exc:
             self.failures += 1
+            self._trim()
             delay = next(self._delays)
             self._next_attempt = now + delay
             if self.failing_since is None:
@@ -225,6 +227,8 @@ class PostgresQuoteSink:
         seen = self._history.get(minute_key)
         if seen is None or quote.observed_at >= seen.observed_at:
             self._history[minute_key] = quote
+
+    def _trim(self) -> None:
         while len(self._history) > self.buffer_max:
             del self._history[next(iter(self._history))]
             self.dropped += 1
