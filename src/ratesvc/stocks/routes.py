@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    Scope,
+    Send,
+)
 from redis.exceptions import RedisError
 
 from ratesvc.api.errors import error_response
@@ -97,6 +106,86 @@ def render_body(query: AggsQuery, page: Page, request_id: str, next_url: str | N
     return b"".join(parts)
 
 
+def _first_values(query_string: bytes) -> dict[str, str]:
+    """The query string as ``request.query_params.get`` reads it: the first value of each name."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        params.setdefault(name, value)
+    return params
+
+
+class RawAggregates:
+    """The aggregates route without Litestar's request and response objects.
+
+    Same answers as ``aggregates`` below (which stays the documented handler):
+    parsing, cache and rendering are shared; only the framework's per-request
+    objects are skipped, about a fifth of the CPU of a cache hit.  A bad query
+    goes on to the handler, which answers it; a paged answer builds a
+    ``Request`` for its ``next_url``, as the handler does.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path_params"]
+        params = _first_values(scope["query_string"])
+        try:
+            query = parse_aggs_query(
+                path["ticker"], path["multiplier"], path["timespan"], path["from_"], path["to"],
+                params=params,
+            )  # fmt: skip
+            query = _with_cursor(query, params.get("cursor"))
+        except QueryError:
+            await self.app(scope, receive, send)
+            return
+        bars: StockBars = scope["app"].state.services.extras[EXTRAS_KEY]
+        try:
+            page = await bars.answer(query)
+        except (UpstreamError, RedisError) as exc:
+            response = _failure(exc)
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            await response.to_asgi_response(None, request)(scope, receive, send)
+            return
+        next_url = None
+        if page.next_from_ms is not None:
+            next_url = _next_url(Request(scope, receive), query, page.next_from_ms)
+        body = render_body(query, page, uuid.uuid4().hex, next_url)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-cache", page.cache.encode()),
+        ]
+        if page.cache == "STALE":
+            headers.append((b"warning", STALE_WARNING.encode()))
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": headers,
+        }
+        end: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": body,
+            "more_body": False,
+        }
+        await send(start)
+        await send(end)
+
+
+def _failure(exc: UpstreamError | RedisError) -> Response[Any]:
+    if isinstance(exc, UpstreamError):
+        failure = exc.failure
+        headers = {"X-Cache": "MISS", **failure.headers()}
+        return error_response(
+            failure.status, failure.detail, headers=headers, upstream=failure.kind
+        )
+    log.warning("stocks_cache_unavailable", error=type(exc).__name__)
+    return error_response(503, "the bar cache is unavailable; retry later")
+
+
 def _render(request: Request[Any, Any, Any], query: AggsQuery, page: Page) -> Response[bytes]:
     next_url = None
     if page.next_from_ms is not None:
@@ -116,6 +205,7 @@ def _render(request: Request[Any, Any, Any], query: AggsQuery, page: Page) -> Re
         "Query: adjusted (true), sort (asc|desc), limit (1..50000, default 5000). "
         "X-Cache says how it was served: HIT, MISS, PARTIAL, STALE or COALESCED."
     ),
+    middleware=[RawAggregates],
 )
 async def aggregates(
     request: Request[Any, Any, Any],
@@ -136,15 +226,8 @@ async def aggregates(
         return error_response(400, str(exc))
     try:
         page = await bars.answer(query)
-    except UpstreamError as exc:
-        failure = exc.failure
-        headers = {"X-Cache": "MISS", **failure.headers()}
-        return error_response(
-            failure.status, failure.detail, headers=headers, upstream=failure.kind
-        )
-    except RedisError as exc:
-        log.warning("stocks_cache_unavailable", error=type(exc).__name__)
-        return error_response(503, "the bar cache is unavailable; retry later")
+    except (UpstreamError, RedisError) as exc:
+        return _failure(exc)
     return _render(request, query, page)
 
 
