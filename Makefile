@@ -48,6 +48,12 @@ audit: $(BIN)/ratesvc ## check requirements.lock for known vulnerabilities (pip-
 lock: $(BIN)/ratesvc ## re-resolve requirements.lock from pyproject.toml, then audit
 	VENV=$(VENV) scripts/audit-deps --update
 
+.PHONY: bench-smoke
+bench-smoke: $(BIN)/ratesvc ## seconds of bench/http_bench.py and loadtest/run.py, no thresholds
+	$(BIN)/python -c "import locust, matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[load]'
+	$(BIN)/python bench/http_bench.py --quick
+	$(BIN)/python loadtest/run.py --quick
+
 .PHONY: fmt
 fmt: $(BIN)/ratesvc ## format and autofix
 	$(BIN)/ruff format .

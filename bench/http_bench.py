@@ -174,7 +174,10 @@ def ensure_wrk() -> bool:
         return True
     if shutil.which("apt-get") and os.geteuid() == 0:
         print("wrk not found; installing it with apt-get", file=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        install = ["apt-get", "install", "-y", "-qq", "wrk"]
+        if subprocess.run(install, check=False, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+            subprocess.run(install, check=False, capture_output=True)
     return shutil.which("wrk") is not None
 
 
@@ -326,8 +329,10 @@ def soak(base: str, pid: int, duration_s: float, workdir: Path) -> list[tuple[fl
     return points
 
 
-def profile(pid: int, base: str, out: Path, duration_s: float, workdir: Path) -> None:
-    """py-spy samples the serving process while wrk loads GET /v1/courses."""
+def profile(
+    pid: int, base: str, route: Route, *, out: Path, duration_s: float, workdir: Path
+) -> None:
+    """py-spy samples the serving process while wrk loads ``route``."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     recorder = subprocess.Popen(
         [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
@@ -337,9 +342,9 @@ def profile(pid: int, base: str, out: Path, duration_s: float, workdir: Path) ->
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(recorder.pid, {LOAD_CORE})
     time.sleep(0.5)
-    run_wrk(base + "/v1/courses", ROUTES[1], duration_s, workdir)
+    run_wrk(base + route.path, route, duration_s, workdir)
     recorder.wait(timeout=60)
-    print(f"py-spy profile of GET /v1/courses: {out}", file=sys.stderr)
+    print(f"py-spy profile of {route.name}: {out}", file=sys.stderr)
 
 
 def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> None:
@@ -405,7 +410,10 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="also record GET /v1/courses under load with py-spy (collapsed stacks to FILE)",
+        help="also record one route under load with py-spy (collapsed stacks to FILE)",
+    )
+    parser.add_argument(
+        "--profile-route", default="GET /v1/courses", help="the route --profile records"
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run for CI")
     parser.add_argument(
@@ -442,7 +450,15 @@ def main() -> int:
             targets["nginx"] = reference
         done = measure(routes, targets, args.rounds, args.duration, workdir)
         if args.profile:
-            profile(process.pid, base, Path(args.profile), args.duration, workdir)
+            route = next(r for r in ROUTES if r.name.startswith(args.profile_route))
+            profile(
+                process.pid,
+                base,
+                route,
+                out=Path(args.profile),
+                duration_s=args.duration,
+                workdir=workdir,
+            )
         print_table(done, args.rounds, args.duration)
         points = soak(base, process.pid, args.soak, workdir) if args.soak else []
         if points:
