@@ -31,6 +31,7 @@ from ratesvc.api.errors import (
     internal_error_handler,
     store_unavailable_handler,
 )
+from ratesvc.api.limits import RequestLimitsMiddleware
 from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
@@ -130,6 +131,10 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         )
         supervisor.start(DRAINER_TASK, services.drainer.run)
         log.info("app_started", features=[f.name for f in features])
+        import gc, os
+        if os.environ.get("GCX"):
+            gc.freeze()
+            gc.set_threshold(*map(int, os.environ["GCX"].split(",")))
         try:
             yield
         finally:
@@ -157,7 +162,10 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
         routes.extend(feature.routes)
     request_metrics = RequestMetrics(app_name="ratesvc", prefix="ratesvc")
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
-    middleware: list[Any] = [DefineMiddleware(RequestMetricsMiddleware, metrics=request_metrics)]
+    middleware: list[Any] = [
+        DefineMiddleware(RequestMetricsMiddleware, metrics=request_metrics),
+        DefineMiddleware(RequestLimitsMiddleware, max_body_bytes=MAX_BODY_BYTES),
+    ]
     if (limiter := rate_limit_middleware(settings)) is not None:
         middleware.append(limiter)
     return Litestar(

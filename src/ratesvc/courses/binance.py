@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ratesvc.log import get_logger
-from ratesvc.models import Quote
+from ratesvc.models import Quote, is_valid_price
 from ratesvc.supervisor import backoff_delays
 
 log = get_logger("courses.binance", upstream="binance")
@@ -64,14 +64,12 @@ class ServerShutdownError(Exception):
 
 
 def parse_price(text: str) -> Decimal | None:
-    """A positive, finite price, or None (NaN, infinity, zero, negative, not a number)."""
+    """A positive, finite, plausible price, or None (NaN, infinity, zero, negative, absurd)."""
     try:
         value = Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
         return None
-    if not value.is_finite() or value <= 0:
-        return None
-    return value
+    return value if is_valid_price(value) else None
 
 
 def parse_frame(raw: str | bytes, received_at: datetime) -> Quote | None:

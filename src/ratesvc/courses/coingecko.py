@@ -19,7 +19,7 @@ import msgspec
 
 from ratesvc.courses.directions import coingecko_currencies, coingecko_ids
 from ratesvc.log import get_logger
-from ratesvc.models import Quote
+from ratesvc.models import Quote, is_valid_price
 from ratesvc.supervisor import backoff_delays
 
 log = get_logger("courses.coingecko", upstream="coingecko")
@@ -41,7 +41,7 @@ def parse_simple_price(body: bytes, received_at: datetime) -> list[Quote]:
         for currency, value in prices.items():
             if currency == "last_updated_at" or "_" in currency or value is None:
                 continue
-            if not value.is_finite() or value <= 0:
+            if not is_valid_price(value):
                 log.warning("price_rejected", market=f"{coin}/{currency}", value=str(value)[:40])
                 continue
             quotes.append(

@@ -6,7 +6,7 @@ served are byte-for-byte the shape a Polygon client expects.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -34,15 +34,20 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=Fals
     otc: bool | UnsetType = UNSET
 
 
+Price = Annotated[float, msgspec.Meta(gt=0)]
+"""A bar's price: a page with a zero or negative one is refused, never cached."""
+Volume = Annotated[float, msgspec.Meta(ge=0)]
+
+
 class PolygonWireBar(msgspec.Struct, kw_only=True, gc=False):
     """A bar as Polygon sends it: any JSON number form is accepted (``7.0790813e+07``)."""
 
-    v: float
-    vw: float | UnsetType = UNSET
-    o: float
-    c: float
-    h: float
-    l: float  # noqa: E741 - Polygon's name for the low
+    v: Volume
+    vw: Price | UnsetType = UNSET
+    o: Price
+    c: Price
+    h: Price
+    l: Price  # noqa: E741 - Polygon's name for the low
     t: int | float
     n: int | float | UnsetType = UNSET
     otc: bool | UnsetType = UNSET

@@ -11,6 +11,7 @@ kept and sent to the configured base URL.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -58,6 +59,8 @@ def parse_retry_after(value: str | None) -> float | None:
         except (TypeError, ValueError):
             return None
         seconds = moment.timestamp() - time.time()
+    if math.isnan(seconds):  # "NaN" parses as a float; it would slip past min and max
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
