@@ -131,10 +131,6 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         )
         supervisor.start(DRAINER_TASK, services.drainer.run)
         log.info("app_started", features=[f.name for f in features])
-        import gc, os
-        if os.environ.get("GCX"):
-            gc.freeze()
-            gc.set_threshold(*map(int, os.environ["GCX"].split(",")))
         try:
             yield
         finally:
