@@ -443,7 +443,9 @@ def main() -> int:
         body = httpx.get(f"{base}/v1/courses").content
         warm = httpx.get(base + STOCKS_PATH, timeout=30)
         if warm.status_code != 200:
-            raise SystemExit(f"stocks warm-up failed: {warm.status_code} {warm.text[:200]}")
+            raise SystemExit(
+                f"stocks warm-up failed: {warm.status_code} {warm.text[:200]}\n{(workdir / 'serve.log').read_text()[-3000:]}"
+            )
         reference = stack.enter_context(nginx(body, workdir))
         targets = {"ratesvc": ([process.pid], base)}
         if reference is not None:

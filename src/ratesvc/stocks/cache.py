@@ -22,6 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from ratesvc.log import get_logger
+from ratesvc.pipelined import PipelinedRedis
 from ratesvc.stocks import keys
 from ratesvc.stocks.chunk import CachedChunk
 from ratesvc.stocks.models import SeriesKey
@@ -38,8 +39,11 @@ class BarStore:
         open_ttl_s: float,
         settle_s: float,
         adjusted_max_age_s: float,
+        reader: PipelinedRedis | None = None,
     ) -> None:
         self.redis = redis
+        self.reader = reader
+        """Reads of cache hits go through this pipelined client when given (see pipelined.py)."""
         self.open_ttl_ms = int(open_ttl_s * 1000)
         self.settle_ms = int(settle_s * 1000)
         self.adjusted_max_age_ms = int(adjusted_max_age_s * 1000)
@@ -57,7 +61,12 @@ class BarStore:
     async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[CachedChunk | None]:
         if not chunks:
             return []
-        values = await self.redis.hmget(keys.bars_key(series.id), [c.isoformat() for c in chunks])
+        key = keys.bars_key(series.id)
+        fields = [c.isoformat() for c in chunks]
+        if self.reader is not None:
+            values = await self.reader.execute("HMGET", key, *fields)
+        else:
+            values = await self.redis.hmget(key, fields)
         loaded: list[CachedChunk | None] = []
         for chunk, value in zip(chunks, values, strict=True):
             if value is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ratesvc.features import Feature
 from ratesvc.log import get_logger
+from ratesvc.pipelined import PipelinedRedis
 from ratesvc.services import Services
 from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.cache import BarStore
@@ -18,6 +19,7 @@ from ratesvc.stocks.upstream import PolygonClient
 log = get_logger("stocks")
 
 REFRESHER_TASK = "stocks_refresher"
+READER_KEY = "stocks_reader"
 SIMULATOR_KEY = "simulated"
 """Key sent to the built-in simulator when none is configured (it accepts any)."""
 
@@ -40,11 +42,15 @@ async def start(services: Services) -> None:
         calls=settings.polygon_calls_per_minute,
         window_s=settings.polygon_budget_window_s,
     )
+    reader = None
+    if settings.redis_url is not None and PipelinedRedis.supports(settings.redis_url):
+        reader = services.extras[READER_KEY] = PipelinedRedis(settings.redis_url)
     store = BarStore(
         services.redis,
         open_ttl_s=settings.stocks_open_ttl_s,
         settle_s=settings.stocks_settle_s,
         adjusted_max_age_s=settings.polygon_adjusted_max_age_s,
+        reader=reader,
     )
     # A lock outlives the worst fetch: waiting for budget, then a few slow pages.
     lock_ttl_s = settings.stocks_budget_wait_s + 3 * settings.polygon_timeout_s + 5
@@ -72,4 +78,10 @@ async def start(services: Services) -> None:
     services.supervisor.start(REFRESHER_TASK, refresher.run)
 
 
-FEATURE = Feature(name="stocks", routes=STOCK_ROUTES, start=start)
+async def stop(services: Services) -> None:
+    reader: PipelinedRedis | None = services.extras.get(READER_KEY)
+    if reader is not None:
+        await reader.aclose()
+
+
+FEATURE = Feature(name="stocks", routes=STOCK_ROUTES, start=start, stop=stop)
