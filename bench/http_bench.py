@@ -5,9 +5,9 @@ PostgreSQL, ``ratesvc serve`` with one worker and the built-in simulators
 (``RATESVC_SIMULATE=1``), production settings otherwise (rate limiter on with
 a limit one wrk client never reaches, metrics on, INFO logging), and nginx
 serving the ``/v1/courses`` body as a static file.  On a machine with two or
-more cores, this script and everything it starts (ratesvc, its Redis,
-PostgreSQL, simulators and nginx) run on core 0 and wrk on core 1, so the
-server side has exactly one core.
+more cores, the process measured (ratesvc's serving process, or nginx) has
+core 0 to itself; wrk, Redis, PostgreSQL and the simulators share core 1, as
+the stores would run elsewhere in production.
 
 Each round measures every route once with ``wrk -t1`` (the routes
 interleaved, so a noisy neighbour hurts them all alike); the table gives the
@@ -32,6 +32,7 @@ ratio column is empty.  Results are also written as JSON under
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -128,6 +129,15 @@ class Summary:
 
     def median(self, pick: Callable[[Sample], float]) -> float:
         return statistics.median(pick(s) for s in self.samples)
+
+
+def pin_process(pid: int, core: int) -> None:
+    """Every thread of ``pid`` to ``core`` (sched_setaffinity on a pid moves one thread)."""
+    if (os.cpu_count() or 1) < 2:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), {core})
 
 
 def _pin(core: int) -> Callable[[], None]:
@@ -236,6 +246,10 @@ def ratesvc(
             if time.monotonic() > deadline:
                 raise SystemExit(f"/v1/courses not answering:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.2)
+        # The serving process alone on the server core; its simulators go to the load core.
+        pin_process(process.pid, SERVER_CORE)
+        for child in children(process.pid):
+            pin_process(child, LOAD_CORE)
         yield process, base
     finally:
         if process.poll() is None:
@@ -306,7 +320,10 @@ def nginx(body: bytes, workdir: Path) -> Iterator[tuple[list[int], str] | None]:
                 yield None
                 return
             time.sleep(0.05)
-        yield [process.pid, *children(process.pid)], base
+        pids = [process.pid, *children(process.pid)]
+        for pid in pids:
+            pin_process(pid, SERVER_CORE)
+        yield pids, base
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -354,7 +371,8 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> Non
     header = f"{'route':<38} {'conns':>5} {'req/s':>8} {'spread':>15} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'vs nginx':>8}"
     print(f"\n{rounds} round(s) of {duration_s:g} s per route; medians; spread = min-max req/s")
     print(
-        f"server side pinned to core {SERVER_CORE}, wrk -t1 to core {LOAD_CORE} ({os.cpu_count()} cores)"
+        f"core {SERVER_CORE}: the serving process (or nginx); core {LOAD_CORE}: wrk -t1, Redis, "
+        f"PostgreSQL, simulators ({os.cpu_count()} cores)"
     )
     print(header)
     print("-" * len(header))
@@ -428,7 +446,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 0 if args.quick else 2
-    _pin(SERVER_CORE)()  # inherited by every server this script starts; wrk moves to LOAD_CORE
+    _pin(LOAD_CORE)()  # inherited by Redis and PostgreSQL; the servers measured move to SERVER_CORE
     routes = [r for r in ROUTES if not args.only or args.only in r.name or r.target == "nginx"]
 
     with tempfile.TemporaryDirectory(prefix="ratesvc-http-bench-") as tmp, ExitStack() as stack:
