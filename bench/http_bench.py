@@ -212,7 +212,7 @@ def run_wrk(
 
 @contextmanager
 def ratesvc(
-    redis_url: str, database_url: str, workdir: Path, rate_limit: str
+    redis_url: str, database_url: str, workdir: Path, rate_limit: str, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {
@@ -221,7 +221,7 @@ def ratesvc(
         "RATESVC_DATABASE_URL": database_url,
         "RATESVC_DATA_DIR": str(workdir / "data"),
         "RATESVC_PORT": str(port),
-        "RATESVC_WORKERS": "1",
+        "RATESVC_WORKERS": str(workers),
         "RATESVC_SIMULATE": "1",
         "RATESVC_LOG_LEVEL": "INFO",
         "RATESVC_RATE_LIMIT": rate_limit,
@@ -247,9 +247,10 @@ def ratesvc(
                 raise SystemExit(f"/v1/courses not answering:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.2)
         # The serving process alone on the server core; its simulators go to the load core.
-        pin_process(process.pid, SERVER_CORE)
-        for child in children(process.pid):
-            pin_process(child, LOAD_CORE)
+        if workers == 1:
+            pin_process(process.pid, SERVER_CORE)
+            for child in children(process.pid):
+                pin_process(child, LOAD_CORE)
         yield process, base
     finally:
         if process.poll() is None:
@@ -433,6 +434,12 @@ def main() -> int:
     parser.add_argument(
         "--profile-route", default="GET /v1/courses", help="the route --profile records"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="RATESVC_WORKERS; above 1 nothing is pinned and CPU counts every worker",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: a smoke run for CI")
     parser.add_argument(
         "--rate-limit", default="1000000000/minute", help="RATESVC_RATE_LIMIT (limiter stays on)"
@@ -446,7 +453,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 0 if args.quick else 2
-    _pin(LOAD_CORE)()  # inherited by Redis and PostgreSQL; the servers measured move to SERVER_CORE
+    if args.workers == 1:
+        _pin(LOAD_CORE)()  # inherited by Redis and PostgreSQL; the server measured moves to core 0
     routes = [r for r in ROUTES if not args.only or args.only in r.name or r.target == "nginx"]
 
     with tempfile.TemporaryDirectory(prefix="ratesvc-http-bench-") as tmp, ExitStack() as stack:
@@ -456,7 +464,7 @@ def main() -> int:
         postgres = EmbeddedPostgres(workdir / "pg" / "data").start()
         stack.callback(postgres.stop)
         process, base = stack.enter_context(
-            ratesvc(redis_server.url, postgres.url, workdir, args.rate_limit)
+            ratesvc(redis_server.url, postgres.url, workdir, args.rate_limit, args.workers)
         )
         body = httpx.get(f"{base}/v1/courses").content
         warm = httpx.get(base + STOCKS_PATH, timeout=30)
@@ -465,7 +473,10 @@ def main() -> int:
                 f"stocks warm-up failed: {warm.status_code} {warm.text[:200]}\n{(workdir / 'serve.log').read_text()[-3000:]}"
             )
         reference = stack.enter_context(nginx(body, workdir))
-        targets = {"ratesvc": ([process.pid], base)}
+        serving = [process.pid]
+        if args.workers > 1:  # uvicorn's worker processes (and the simulators: a rounding error)
+            serving += children(process.pid)
+        targets = {"ratesvc": (serving, base)}
         if reference is not None:
             targets["nginx"] = reference
         done = measure(routes, targets, args.rounds, args.duration, workdir)
