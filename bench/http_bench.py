@@ -337,8 +337,8 @@ def soak(base: str, pid: int, duration_s: float, workdir: Path) -> list[tuple[fl
     slice_s = 30.0
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < duration_s:
-        length = min(slice_s, duration_s - elapsed)
-        requests, *_ = run_wrk(base + "/", route, max(1, round(length)), workdir)
+        length = max(1, round(min(slice_s, duration_s - elapsed)))
+        requests, *_ = run_wrk(base + "/", route, length, workdir)
         points.append((time.monotonic() - started, rss_mb(pid), requests / length))
         print(
             f"  soak {points[-1][0]:6.0f} s  RSS {points[-1][1]:6.1f} MB  {points[-1][2]:8,.0f} req/s",
