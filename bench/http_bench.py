@@ -365,7 +365,7 @@ def profile(
     print(f"py-spy profile of {route.name}: {out}", file=sys.stderr)
 
 
-def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> None:
+def print_table(summaries: list[Summary], rounds: int, duration_s: float, workers: int) -> None:
     nginx_rps = next(
         (s.median(lambda x: x.rps) for s in summaries if s.name.startswith("nginx")), None
     )
@@ -374,6 +374,8 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float) -> Non
     print(
         f"core {SERVER_CORE}: the serving process (or nginx); core {LOAD_CORE}: wrk -t1, Redis, "
         f"PostgreSQL, simulators ({os.cpu_count()} cores)"
+        if workers == 1
+        else f"{workers} workers, not pinned; wrk -t1 on core {LOAD_CORE} ({os.cpu_count()} cores)"
     )
     print(header)
     print("-" * len(header))
@@ -490,7 +492,7 @@ def main() -> int:
                 duration_s=args.duration,
                 workdir=workdir,
             )
-        print_table(done, args.rounds, args.duration)
+        print_table(done, args.rounds, args.duration, args.workers)
         points = soak(base, process.pid, args.soak, workdir) if args.soak else []
         if points:
             print(f"\nRSS of the serving process over {args.soak:g} s of mixed load: "
