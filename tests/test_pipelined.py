@@ -52,10 +52,11 @@ async def test_reconnects_after_the_connection_is_lost(redis_url: str, redis: Re
 
 
 async def test_a_silent_server_times_out() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(1 << 16)
-        await asyncio.sleep(5)
-        writer.close()
+        writers.append(writer)
+        await reader.read(1 << 16)  # and never answer
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -65,4 +66,8 @@ async def test_a_silent_server_times_out() -> None:
             await client.execute("GET", "k")
     finally:
         await client.aclose()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
         server.close()
+        await server.wait_closed()
