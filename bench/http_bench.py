@@ -55,8 +55,10 @@ from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-SERVER_CORE = 0
-LOAD_CORE = 1
+CORES = sorted(os.sched_getaffinity(0))
+"""The cores this script may use (a container may get other numbers than 0 and 1)."""
+SERVER_CORE = CORES[0]
+LOAD_CORE = CORES[-1]
 STOCKS_PATH = "/v1/stocks/aggs/AAPL/range/1/minute/2024-06-27/2024-06-27"
 """One closed session of minute bars (390 bars): a cache hit after the first request."""
 EVENT_BODY = (
@@ -133,7 +135,7 @@ class Summary:
 
 def pin_process(pid: int, core: int) -> None:
     """Every thread of ``pid`` to ``core`` (sched_setaffinity on a pid moves one thread)."""
-    if (os.cpu_count() or 1) < 2:
+    if len(CORES) < 2:
         return
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(ProcessLookupError):
@@ -142,7 +144,7 @@ def pin_process(pid: int, core: int) -> None:
 
 def _pin(core: int) -> Callable[[], None]:
     def pin() -> None:
-        if (os.cpu_count() or 1) > 1:
+        if len(CORES) > 1:
             os.sched_setaffinity(0, {core})
 
     return pin
@@ -357,7 +359,7 @@ def profile(
          "--duration", str(round(duration_s)), "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    if (os.cpu_count() or 1) > 1:
+    if len(CORES) > 1:
         os.sched_setaffinity(recorder.pid, {LOAD_CORE})
     time.sleep(0.5)
     run_wrk(base + route.path, route, duration_s, workdir)
@@ -373,9 +375,9 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float, worker
     print(f"\n{rounds} round(s) of {duration_s:g} s per route; medians; spread = min-max req/s")
     print(
         f"core {SERVER_CORE}: the serving process (or nginx); core {LOAD_CORE}: wrk -t1, Redis, "
-        f"PostgreSQL, simulators ({os.cpu_count()} cores)"
+        f"PostgreSQL, simulators ({len(CORES)} cores)"
         if workers == 1
-        else f"{workers} workers, not pinned; wrk -t1 on core {LOAD_CORE} ({os.cpu_count()} cores)"
+        else f"{workers} workers, not pinned; wrk -t1 on core {LOAD_CORE} ({len(CORES)} cores)"
     )
     print(header)
     print("-" * len(header))

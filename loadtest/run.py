@@ -44,12 +44,14 @@ import httpx
 from ratesvc.embedded import free_port
 
 HERE = Path(__file__).resolve().parent
-SERVER_CORE = 0
-LOAD_CORE = 1
+CORES = sorted(os.sched_getaffinity(0))
+"""The cores this script may use (a container may get other numbers than 0 and 1)."""
+SERVER_CORE = CORES[0]
+LOAD_CORE = CORES[-1]
 
 
 def _two_cores() -> bool:
-    return (os.cpu_count() or 1) > 1
+    return len(CORES) > 1
 
 
 @contextmanager
@@ -217,7 +219,7 @@ def main() -> int:
         ratesvc(Path(tmp)) as (_process, base),
     ):
         run_locust(base, args.users, args.spawn_rate, args.run_time, prefix)
-    title = f"{args.users} users, {os.cpu_count()} cores, {stamp[:8]}"
+    title = f"{args.users} users, {len(CORES)} cores, {stamp[:8]}"
     charts = draw(prefix, out, title)
     table = summary(prefix)
     (out / "summary.md").write_text(table + "\n")
