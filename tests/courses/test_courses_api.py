@@ -201,8 +201,10 @@ async def test_etag_and_304(courses_settings: Settings, simulated: Simulated) ->
         httpx.AsyncClient(base_url=base) as client,
     ):
         await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
-        # With Binance silent, its rows stop changing once marked stale: a steady body.
+        # With Binance silent and CoinGecko (the RUB legs) failing, the binance rows stop
+        # changing once marked stale: a steady body.
         simulated.upstreams.binance.set_mode("silent")
+        simulated.upstreams.coingecko.set_mode("error")
 
         def all_stale(response: httpx.Response) -> bool:
             rows = response.json()["courses"]
