@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,58 +12,17 @@ import httpx
 import pytest
 from redis import Redis
 
-from ratesvc.embedded import free_port
+from ratesvc.serve_process import serve_process
+from support.processes import processes_mentioning
 
 pytestmark = pytest.mark.slow
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 @contextmanager
 def running_serve(data_dir: Path, log_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
-        "RATESVC_DATA_DIR": str(data_dir),
-        "RATESVC_PORT": str(port),
-    }
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ratesvc", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as a shell job would be
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base}/v1/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            yield base, _store_urls(log_path)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
+    settings = {"RATESVC_DATA_DIR": str(data_dir)}
+    with serve_process(settings, log_path, ready_path="/v1/ready") as running:
+        yield running.base, _store_urls(log_path)
 
 
 def _store_urls(log_path: Path) -> dict[str, str]:
@@ -97,7 +51,7 @@ def test_serve_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
         Redis.from_url(urls["redis"]).bgrewriteaof()
 
     # SIGTERM to the group stopped everything the service started.
-    assert _processes_mentioning(str(data_dir)) == []
+    assert processes_mentioning(str(data_dir)) == []
 
     with running_serve(data_dir, tmp_path / "second.log") as (_base, urls):
         assert Redis.from_url(urls["redis"]).get("kept") == b"yes"
@@ -111,4 +65,4 @@ def test_serve_keeps_data_and_stops_cleanly(tmp_path: Path) -> None:
         import asyncio
 
         assert asyncio.run(read_row()) == "yes"
-    assert _processes_mentioning(str(data_dir)) == []
+    assert processes_mentioning(str(data_dir)) == []

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from ratesvc.config import Settings
-from ratesvc.embedded import free_port
 from ratesvc.events import keys
 from ratesvc.events.drainer import ensure_group
 from ratesvc.events.model import Event, encode_entry
+from ratesvc.serve_process import serve_process
 from support.servers import eventually
 
 from .conftest import db_counts, redis_counts, stream_length, table_counts
@@ -33,42 +29,16 @@ def serving(settings: Settings, data_dir: Path, log_path: Path) -> Iterator[tupl
     """``ratesvc serve`` on the test stores, draining in small batches (2 entries each)."""
     assert settings.redis_url is not None
     assert settings.database_url is not None
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+    environment = {
         "RATESVC_REDIS_URL": settings.redis_url,
         "RATESVC_DATABASE_URL": settings.database_url,
         "RATESVC_DATA_DIR": str(data_dir),
-        "RATESVC_PORT": str(port),
         "RATESVC_RATE_LIMIT": "1000000/minute",
         "RATESVC_EVENTS_BATCH_MAX": "2",
         "RATESVC_EVENTS_CLAIM_IDLE_S": "1",
     }
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ratesvc", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            yield base, process.pid
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
+    with serve_process(environment, log_path) as running:
+        yield running.base, running.process.pid
 
 
 async def _stored(db: asyncpg.Connection) -> int:

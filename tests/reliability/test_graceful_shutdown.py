@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -16,27 +12,13 @@ import pytest
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.embedded import free_port
+from ratesvc.serve_process import serve_process
+from support.processes import processes_mentioning
 from support.servers import eventually, serve_app
 
 pytestmark = pytest.mark.slow
 
 WORKERS = 16
-
-
-async def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=1) as client:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()  # noqa: ASYNC240 - failure text
-            try:
-                courses = await client.get("/v1/courses")
-                if courses.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()  # noqa: ASYNC240 - failure text
-            await asyncio.sleep(0.1)
 
 
 async def _load(base: str, worker: int, stop: asyncio.Event, seen: dict[str, list[int]]) -> None:
@@ -66,41 +48,24 @@ async def test_sigterm_under_load_finishes_drains_and_exits_cleanly(
 ) -> None:
     assert settings.redis_url is not None
     assert settings.database_url is not None
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+    environment = {
         "RATESVC_REDIS_URL": settings.redis_url,
         "RATESVC_DATABASE_URL": settings.database_url,
         "RATESVC_DATA_DIR": str(tmp_path / "data"),
-        "RATESVC_PORT": str(port),
         "RATESVC_SIMULATE": "1",
         "RATESVC_RATE_LIMIT": "100000000/minute",
     }
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("w") as log_file:
-        # Popen returns at once; the waiting is done in a thread below.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "ratesvc", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            await _wait_ready(base, process, log_path)
-            seen: dict[str, list[int]] = {"statuses": [], "accepted": []}
-            stop = asyncio.Event()
-            load = [asyncio.create_task(_load(base, w, stop, seen)) for w in range(WORKERS)]
-            await eventually(lambda: _count(seen["accepted"]), lambda n: n >= 200)
-            process.send_signal(signal.SIGTERM)  # to the process only, as `docker stop` does
-            exit_code = await asyncio.to_thread(process.wait, 30)
-            stop.set()
-            await asyncio.wait_for(asyncio.gather(*load), 30)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    log_path = tmp_path / "serve.log"
+    # Ready once rates flow; starting blocks the loop briefly, before any load exists.
+    with serve_process(environment, log_path, ready_path="/v1/courses") as running:
+        seen: dict[str, list[int]] = {"statuses": [], "accepted": []}
+        stop = asyncio.Event()
+        load = [asyncio.create_task(_load(running.base, w, stop, seen)) for w in range(WORKERS)]
+        await eventually(lambda: _count(seen["accepted"]), lambda n: n >= 200)
+        running.process.send_signal(signal.SIGTERM)  # to the process only, as `docker stop` does
+        exit_code = await asyncio.to_thread(running.process.wait, 30)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*load), 30)
 
     log = log_path.read_text()
     assert exit_code == 0, log
@@ -109,7 +74,7 @@ async def test_sigterm_under_load_finishes_drains_and_exits_cleanly(
     assert "Traceback" not in log
     assert all(status < 500 for status in seen["statuses"]), sorted(set(seen["statuses"]))
     # The simulators and everything else the service started are gone.
-    assert _processes_mentioning(str(tmp_path / "data")) == []
+    assert processes_mentioning(str(tmp_path / "data")) == []
 
     # Every 202 is kept: a fresh instance finds each accepted event stored exactly once.
     accepted = len(seen["accepted"])
@@ -123,15 +88,3 @@ async def test_sigterm_under_load_finishes_drains_and_exits_cleanly(
 
 async def _count(items: list[int]) -> int:
     return len(items)
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
