@@ -22,21 +22,22 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-import httpx
 from redis import Redis
 
-from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
 from ratesvc.events import keys
+from ratesvc.serve_process import ServeFailedError, serve_process
 
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -74,40 +75,25 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def start_service(
-    redis_url: str, database_url: str, data_dir: Path, log_path: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+@contextmanager
+def service(redis_url: str, database_url: str, workdir: Path) -> Iterator[str]:
+    environment = {
         "RATESVC_REDIS_URL": redis_url,
         "RATESVC_DATABASE_URL": database_url,
-        "RATESVC_DATA_DIR": str(data_dir),
-        "RATESVC_PORT": str(port),
+        "RATESVC_DATA_DIR": str(workdir / "data"),
         "RATESVC_WORKERS": "1",
         "RATESVC_LOG_LEVEL": "WARNING",
         "RATESVC_RATE_LIMIT": "1000000000/minute",  # limiter on, never reached
     }
-    command = [sys.executable, "-m", "ratesvc", "serve"]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", "0", *command]  # the service gets one core
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"ratesvc serve exited:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base}/v1/ready", timeout=1).status_code == 200:
-                return process, base
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"ratesvc serve did not become ready:\n{log_path.read_text()}")
-        time.sleep(0.1)
+    # The service gets one core (taskset also pins what it starts).
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+    try:
+        with serve_process(
+            environment, workdir / "serve.log", ready_path="/v1/ready", command_prefix=pin
+        ) as running:
+            yield running.base
+    except ServeFailedError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def run_wrk(
@@ -179,32 +165,28 @@ def main() -> int:
         workdir = Path(tmp)
         redis_server = EmbeddedRedis(workdir / "redis", persistent=False).start()
         postgres = EmbeddedPostgres(workdir / "pg" / "data").start()
-        process = None
         try:
-            process, base = start_service(
-                redis_server.url, postgres.url, workdir / "data", workdir / "serve.log"
-            )
-            redis = Redis.from_url(redis_server.url)
-            samples = LagSamples()
-            stop = threading.Event()
-            sampler = threading.Thread(target=samples.sample_until, args=(redis, stop), daemon=True)
-            sampler.start()
-            try:
-                result = run_wrk(base, body, args.duration, args.connections, workdir)
-            finally:
-                stop.set()
-                sampler.join()
+            with service(redis_server.url, postgres.url, workdir) as base:
+                redis = Redis.from_url(redis_server.url)
+                samples = LagSamples()
+                stop = threading.Event()
+                sampler = threading.Thread(
+                    target=samples.sample_until, args=(redis, stop), daemon=True
+                )
+                sampler.start()
+                try:
+                    result = run_wrk(base, body, args.duration, args.connections, workdir)
+                finally:
+                    stop.set()
+                    sampler.join()
 
-            drain_started = time.monotonic()
-            while int(redis.xlen(keys.STREAM)) > 0 and time.monotonic() - drain_started < 60:
-                time.sleep(0.05)
-            drained_after_s = time.monotonic() - drain_started
-            accepted_events = int(result["requests"] - result["non_2xx"]) * args.batch
-            stored = asyncio.run(stored_events(postgres.url))
+                drain_started = time.monotonic()
+                while int(redis.xlen(keys.STREAM)) > 0 and time.monotonic() - drain_started < 60:
+                    time.sleep(0.05)
+                drained_after_s = time.monotonic() - drain_started
+                accepted_events = int(result["requests"] - result["non_2xx"]) * args.batch
+                stored = asyncio.run(stored_events(postgres.url))
         finally:
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
             postgres.stop()
             redis_server.stop()
 

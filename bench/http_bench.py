@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from pathlib import Path
 import httpx
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from ratesvc.serve_process import ServeFailedError, serve_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -216,52 +216,27 @@ def run_wrk(
 def ratesvc(
     redis_url: str, database_url: str, workdir: Path, rate_limit: str, workers: int = 1
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+    environment = {
         "RATESVC_REDIS_URL": redis_url,
         "RATESVC_DATABASE_URL": database_url,
         "RATESVC_DATA_DIR": str(workdir / "data"),
-        "RATESVC_PORT": str(port),
         "RATESVC_WORKERS": str(workers),
         "RATESVC_SIMULATE": "1",
         "RATESVC_LOG_LEVEL": "INFO",
         "RATESVC_RATE_LIMIT": rate_limit,
     }
-    log_path = workdir / "serve.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ratesvc", "serve"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"ratesvc serve exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base}/v1/courses", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"/v1/courses not answering:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        # The serving process alone on the server core; its simulators go to the load core.
-        if workers == 1:
-            pin_process(process.pid, SERVER_CORE)
-            for child in children(process.pid):
-                pin_process(child, LOAD_CORE)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        with serve_process(
+            environment, workdir / "serve.log", ready_path="/v1/courses", timeout_s=90
+        ) as running:
+            # The serving process alone on the server core; its simulators go to the load core.
+            if workers == 1:
+                pin_process(running.process.pid, SERVER_CORE)
+                for child in children(running.process.pid):
+                    pin_process(child, LOAD_CORE)
+            yield running.process, running.base
+    except ServeFailedError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 NGINX_CONF = """

@@ -28,20 +28,16 @@ import argparse
 import csv
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
-from ratesvc.embedded import free_port
+from ratesvc.serve_process import ServeFailedError, serve_process
 
 HERE = Path(__file__).resolve().parent
 CORES = sorted(os.sched_getaffinity(0))
@@ -56,47 +52,26 @@ def _two_cores() -> bool:
 
 @contextmanager
 def ratesvc(workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RATESVC_")},
+    environment = {
         "RATESVC_DATA_DIR": str(workdir / "data"),
-        "RATESVC_PORT": str(port),
         "RATESVC_WORKERS": "1",
         "RATESVC_SIMULATE": "1",
         "RATESVC_RATE_LIMIT": "1000000000/minute",
         "RATESVC_POLYGON_CALLS_PER_MINUTE": "600",
     }
-    log_path = workdir / "serve.log"
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ratesvc", "serve"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    if _two_cores():
-        os.sched_setaffinity(process.pid, {SERVER_CORE})  # its children inherit it
-    base = f"http://127.0.0.1:{port}"
+    # The service and everything it starts stay on the server core.
+    pin = ["taskset", "-c", str(SERVER_CORE)] if _two_cores() and shutil.which("taskset") else []
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"ratesvc serve exited:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base}/v1/courses", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"/v1/courses not answering:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        with serve_process(
+            environment,
+            workdir / "serve.log",
+            ready_path="/v1/courses",
+            timeout_s=90,
+            command_prefix=pin,
+        ) as running:
+            yield running.process, running.base
+    except ServeFailedError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def run_locust(base: str, users: int, rate: float, duration: str, prefix: Path) -> None:
