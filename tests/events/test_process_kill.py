@@ -46,6 +46,10 @@ async def _stored(db: asyncpg.Connection) -> int:
     return count
 
 
+async def _consumer_count(redis: Redis) -> int:
+    return len(await redis.xinfo_consumers(keys.STREAM, keys.GROUP))
+
+
 async def test_sigkill_mid_drain_loses_and_duplicates_nothing(
     settings: Settings, redis: Redis, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -69,6 +73,8 @@ async def test_sigkill_mid_drain_loses_and_duplicates_nothing(
         # the batch the killed one had in hand.
         await eventually(lambda: redis_counts(redis), lambda c: c == expected, timeout_s=60)
         await eventually(lambda: stream_length(redis), lambda n: n == 0)
+        # The killed process's consumer is gone from the group: only the live one is left.
+        await eventually(lambda: _consumer_count(redis), lambda n: n == 1)
     assert await db_counts(db) == expected
     assert await table_counts(db) == expected
     assert (await redis.xpending("ratesvc:events:stream", "ratesvc-events-drainers"))[

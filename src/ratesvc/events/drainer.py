@@ -18,6 +18,9 @@ acknowledged before it is committed; nothing is counted twice.
 Entries a drainer left pending are taken over by another one (or by this
 process's next run) after ``events_claim_idle_s`` with XAUTOCLAIM (Redis 6.2+);
 a restarted drainer in the same process first finishes its own pending entries.
+After each full pass over the pending list, consumers idle that long with
+nothing left pending (dead drainers) are removed from the group
+(``consumers.IdleConsumers``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ratesvc.events import keys
 from ratesvc.events.cancel import raise_if_cancelling
+from ratesvc.events.consumers import IdleConsumers
 from ratesvc.events.counters import Counters
 from ratesvc.events.model import decode_entry, encode_payload
 from ratesvc.events.store import EventRow, write_batch
@@ -81,6 +85,7 @@ class DrainStats:
     dead_lettered: int = 0
     retries: int = 0
     claimed_entries: int = 0
+    consumers_removed: int = 0
 
 
 class EventDrainer:
@@ -103,6 +108,7 @@ class EventDrainer:
         self._claim_idle_ms = max(1, int(claim_idle_s * 1000))
         self._block_ms = block_ms
         self._retry_cap_s = retry_cap_s
+        self._idle_consumers = IdleConsumers(redis, self._claim_idle_ms)
         self.stats = DrainStats()
 
     async def run(self) -> None:
@@ -121,6 +127,7 @@ class EventDrainer:
                 claim_cursor, entries = await self._claim(claim_cursor)
                 if claim_cursor == "0-0":  # a full pass over the pending list is done
                     next_claim_at = loop.time() + self._claim_idle_ms / 2000
+                    await self._remove_dead_consumers()
             else:
                 entries = await self._read(">", block_ms=self._block_ms)
             raise_if_cancelling()
@@ -155,6 +162,12 @@ class EventDrainer:
             self.stats.claimed_entries += len(entries)
             log.info("events_entries_claimed", entries=len(entries), consumer=self.consumer)
         return next_cursor, entries
+
+    async def _remove_dead_consumers(self) -> None:
+        removed = await self._idle_consumers.remove(keep=self.consumer)
+        if removed:
+            self.stats.consumers_removed += len(removed)
+            log.info("events_dead_consumers_removed", consumers=removed)
 
     async def _drain(self, entries: list[Entry]) -> None:
         rows, corrupt = rows_of(entries)

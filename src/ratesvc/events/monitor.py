@@ -132,6 +132,7 @@ class EventsCollector:
             ("dead_lettered", "Events PostgreSQL refused, kept in the dead-letter stream", stats.dead_lettered),
             ("drain_retries", "Batch writes retried after a store error", stats.retries),
             ("claimed_entries", "Entries taken over from a drainer that stopped", stats.claimed_entries),
+            ("consumers_removed", "Dead drainers removed from the consumer group", stats.consumers_removed),
         ]  # fmt: skip
         for name, doc, value in gauges:
             family = GaugeMetricFamily(f"ratesvc_events_{name}", doc)
