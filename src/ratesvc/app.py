@@ -39,7 +39,7 @@ from ratesvc.features import Feature
 from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
 from ratesvc.pipeline import Drainer, UpdateQueue
-from ratesvc.ratelimit import rate_limit_middleware
+from ratesvc.ratelimit import ExceptionHandler, rate_limiting
 from ratesvc.redact import redact_url
 from ratesvc.services import Services
 from ratesvc.supervisor import Supervisor
@@ -162,15 +162,17 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
         DefineMiddleware(RequestMetricsMiddleware, metrics=request_metrics),
         DefineMiddleware(RequestLimitsMiddleware, max_body_bytes=MAX_BODY_BYTES),
     ]
-    if (limiter := rate_limit_middleware(settings)) is not None:
-        middleware.append(limiter)
+    http_errors: ExceptionHandler = http_exception_handler
+    if (limiting := rate_limiting(settings)) is not None:
+        middleware.append(limiting.middleware)
+        http_errors = limiting.around(http_exception_handler)
     return Litestar(
         route_handlers=routes,
         lifespan=[_lifespan],
         middleware=middleware,
         cors_config=cors,
         exception_handlers={
-            HTTPException: http_exception_handler,
+            HTTPException: http_errors,
             RedisError: store_unavailable_handler,
             Exception: internal_error_handler,
         },

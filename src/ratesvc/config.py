@@ -121,6 +121,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Turn the per-client rate limit off entirely (e.g. when a proxy enforces one)."""
     rate_limit_sync_interval_s: PositiveFloat = 0.1
     """How often local counts are merged into Redis; bounds the overshoot across replicas."""
+    rate_limit_max_clients: PositiveInt = 100_000
+    """Clients counted apart per window and process; later ones share one bucket of the limit."""
 
     # --- HTTP extras ---
     cors_origins: tuple[str, ...] = ()

@@ -17,8 +17,9 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.embedded import free_port
 from ratesvc.events.feature import FEATURE as EVENTS
-from ratesvc.ratelimit import RateLimiter, rate_limit_middleware
+from ratesvc.ratelimit import RateLimiter, rate_limiting
 from ratesvc.ratelimit.client import client_key
+from ratesvc.ratelimit.limiter import OVERFLOW_KEY
 from ratesvc.supervisor import Supervisor
 from support.servers import eventually, serve_app
 
@@ -87,6 +88,22 @@ def test_the_forwarded_header_counts_only_behind_a_trusted_proxy() -> None:
     assert client_key({"client": None, "headers": []}, trust_proxy=True) == "unknown"
 
 
+def test_ipv6_clients_count_per_64_and_keys_are_always_addresses() -> None:
+    def key(peer: str, forwarded: bytes | None = None) -> str:
+        headers = [(b"x-forwarded-for", forwarded)] if forwarded is not None else []
+        scope: Any = {"client": (peer, 5123), "headers": headers}
+        return client_key(scope, trust_proxy=True)
+
+    assert key("2001:db8:1:2::1") == key("2001:DB8:1:2:ffff:ffff:ffff:fffe") == "2001:db8:1:2::/64"
+    assert key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert key("::ffff:192.0.2.1") == key("192.0.2.1") == "192.0.2.1"
+    assert key("192.0.2.1", b"2001:db8:9:9:1::") == "2001:db8:9:9::/64"
+    # A hop that is no address (or names the overflow bucket) counts as the proxy.
+    for hop in (b"overflow", b"", b"evil, 203.0.113.7", b"1.2.3.4.5"):
+        assert key("192.0.2.1", hop) == "192.0.2.1", hop
+    assert key("not-an-address") == "unknown"
+
+
 async def test_the_limit_holds_across_two_instances_sharing_redis(
     settings: Settings, redis: Redis
 ) -> None:
@@ -121,9 +138,9 @@ async def test_the_limit_holds_across_two_instances_sharing_redis(
 
 async def test_redis_unreachable_fails_open_and_counts_locally(settings: Settings) -> None:
     limited = msgspec.structs.replace(settings, rate_limit="3/day", rate_limit_sync_interval_s=0.02)
-    middleware = rate_limit_middleware(limited)
-    assert middleware is not None
-    limiter: RateLimiter = middleware.kwargs["limiter"]
+    limiting = rate_limiting(limited)
+    assert limiting is not None
+    limiter = limiting.limiter
 
     @get("/ping")
     async def ping() -> dict[str, str]:
@@ -131,7 +148,7 @@ async def test_redis_unreachable_fails_open_and_counts_locally(settings: Setting
 
     dead_redis = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
     supervisor = Supervisor()
-    app = Litestar([ping], middleware=[middleware])
+    app = Litestar([ping], middleware=[limiting.middleware])
     app.state.services = SimpleNamespace(redis=dead_redis, supervisor=supervisor, metric_sources=[])
     try:
         async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
@@ -147,6 +164,75 @@ async def test_redis_unreachable_fails_open_and_counts_locally(settings: Setting
 
 async def _value(number: int) -> int:
     return number
+
+
+async def test_ipv6_addresses_of_one_64_share_a_limit(settings: Settings) -> None:
+    behind_proxy = msgspec.structs.replace(settings, rate_limit="2/day", trust_proxy=True)
+    async with app_client(behind_proxy) as client:
+        codes = [
+            (await client.get(LIMITED, headers={"X-Forwarded-For": f"2001:db8:7:7::{n:x}"}))
+            for n in range(1, 4)
+        ]
+        assert [r.status_code for r in codes] == [200, 200, 429]
+        neighbour = {"X-Forwarded-For": "2001:db8:7:8::1"}
+        assert (await client.get(LIMITED, headers=neighbour)).status_code == 200
+
+
+async def test_unknown_paths_and_methods_count_against_the_limit(settings: Settings) -> None:
+    limited = msgspec.structs.replace(settings, rate_limit="4/day")
+    async with app_client(limited) as client:
+        missing = await client.get("/no/such/path")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "not_found"
+        assert missing.headers["ratelimit-remaining"] == "3"
+        wrong_method = await client.delete(LIMITED)
+        assert wrong_method.status_code == 405
+        assert wrong_method.headers["ratelimit-remaining"] == "2"
+        assert (await client.get(LIMITED)).headers["ratelimit-remaining"] == "1"
+        assert (await client.get("/wp-login.php")).status_code == 404
+
+        for path in ("/no/such/path", LIMITED):  # one count, wherever it was spent
+            refused = await client.get(path)
+            assert refused.status_code == 429, path
+            assert refused.headers["content-type"] == "application/json"
+            assert refused.json()["error"] == "too_many_requests"
+            assert refused.headers["retry-after"] == refused.headers["ratelimit-reset"]
+        assert (await client.put("/v1/nothing")).status_code == 429
+        assert (await client.get("/v1/health")).status_code == 200
+
+
+async def test_the_client_table_is_capped_and_a_flood_resets_nobody(settings: Settings) -> None:
+    capped = msgspec.structs.replace(
+        settings, rate_limit="2/day", trust_proxy=True, rate_limit_max_clients=50
+    )
+    async with app_client(capped) as client:
+        victim = {"X-Forwarded-For": "198.51.100.1"}
+        assert [(await client.get(LIMITED, headers=victim)).status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        # A thousand fresh addresses, one request each: 49 fit, the rest share one bucket.
+        flood = [
+            (await client.get(LIMITED, headers={"X-Forwarded-For": f"10.{n >> 8}.{n & 255}.1"}))
+            for n in range(1000)
+        ]
+        assert [r.status_code for r in flood].count(200) == 49 + 2
+        # The victim was not forgotten, so its count did not start over.
+        assert (await client.get(LIMITED, headers=victim)).status_code == 429
+        metrics = (await client.get("/metrics")).text
+        assert "ratesvc_ratelimit_clients 51.0" in metrics  # 50 and the shared bucket
+        assert "ratesvc_ratelimit_overflowed_total 951.0" in metrics
+
+
+def test_clients_past_the_cap_share_one_bucket() -> None:
+    limiter = RateLimiter(limit=2, period_s=86400, sync_interval_s=1.0, max_clients=2)
+    now = (limiter.window + 0.5) * 86400.0
+    assert [limiter.hit("a", now), limiter.hit("b", now)] == [1, 1]
+    assert [limiter.hit(c, now) for c in ("c", "d", "e")] == [1, 0, -1]
+    assert limiter.hit("a", now) == 0  # the first clients keep their own counts
+    assert sorted(limiter._clients) == sorted(["a", "b", OVERFLOW_KEY])
+    assert limiter.overflowed == 3
 
 
 def test_a_new_window_starts_from_zero() -> None:

@@ -1,24 +1,62 @@
-"""Which client a request counts against: its address, or the proxy's word for it."""
+"""Which client a request counts against: its address, or the proxy's word for it.
+
+An IPv4 address counts alone.  An IPv6 address counts as its /64: one
+subscriber, one server or one cloud instance is routinely given a whole /64
+(RFC 6177, RFC 7934), so counting each of its 2**64 addresses apart would let
+one client choose a fresh identity for every request.  An IPv4-mapped IPv6
+address (``::ffff:192.0.2.1``, from a dual-stack socket) counts as the IPv4
+address it carries.
+
+The key is always an address in its canonical text or a /64 network
+(``2001:db8:1:2::/64``), or ``unknown``: never text a client chose, so it
+cannot collide with the limiter's own overflow key.
+"""
 
 from __future__ import annotations
+
+import functools
+import ipaddress
 
 from litestar.types import Scope
 
 UNKNOWN = "unknown"
+IPV6_PREFIX = 64
 
 
 def client_key(scope: Scope, trust_proxy: bool) -> str:
-    """The peer's IP address, or the first X-Forwarded-For hop when behind a trusted proxy.
+    """The peer's address (IPv6: its /64), or the first X-Forwarded-For hop behind a proxy.
 
     Only trust the header behind a proxy that sets it: otherwise any client could
-    name itself anything and escape its limit.
+    name itself anything and escape its limit.  A hop that is not an address is
+    ignored (the peer, the proxy itself, is counted instead).
     """
     if trust_proxy:
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 first = value.split(b",", 1)[0].strip()
-                if first:
-                    return first.decode("latin-1")
+                key = address_key(first.decode("latin-1"))
+                if key is not None:
+                    return key
                 break
     client = scope.get("client")
-    return client[0] if client else UNKNOWN
+    key = address_key(client[0]) if client else None
+    return UNKNOWN if key is None else key
+
+
+@functools.lru_cache(maxsize=8192)
+def address_key(address: str) -> str | None:
+    """The rate-limit key of one address, or None if it is not an IP address.
+
+    Cached, bounded: the same few addresses send most requests, and parsing one
+    costs a few µs; an attacker's fresh addresses only cost the parse.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        network = int(ip) >> (128 - IPV6_PREFIX) << (128 - IPV6_PREFIX)
+        return f"{ipaddress.IPv6Address(network)}/{IPV6_PREFIX}"
+    return str(ip)

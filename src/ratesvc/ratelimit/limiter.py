@@ -28,6 +28,15 @@ limit, about one sync round trip of its traffic.  Like every fixed window, a
 client may also spend two windows' worth within a short span around a window
 boundary.  One replica alone never overshoots.
 
+Bounded table.  At most ``max_clients`` clients are counted apart per window
+(and so at most that many Redis keys per replica and window).  A client first
+seen once the table is full counts against one shared bucket,
+``OVERFLOW_KEY``, with one client's limit, until the window ends.  Nobody is
+evicted: evicting would let a flood of fresh addresses wipe the counts of the
+clients already counted and start them over, and would move the growth into
+Redis.  The cost of the choice falls on newcomers during such a flood, for
+the rest of one window; the clients already counted keep their own limits.
+
 Failing open.  When Redis cannot be reached the pending counts are kept and
 retried; each replica goes on enforcing the limit on what it sees itself.
 """
@@ -49,6 +58,8 @@ from ratesvc.log import get_logger
 log = get_logger("ratelimit")
 
 KEY_PREFIX = "ratesvc:rl:"
+OVERFLOW_KEY = "overflow"
+"""The bucket shared by clients past the cap; never a client key (see ``client.py``)."""
 _EARLY_MERGE_FRACTION = 16
 _MIN_GAP_S = 0.005
 """Least time between two merges, so a burst of early wake-ups cannot spin the loop."""
@@ -66,8 +77,11 @@ class _Client:
 
 
 class RateLimiter:
-    def __init__(self, limit: int, period_s: int, sync_interval_s: float) -> None:
+    def __init__(
+        self, limit: int, period_s: int, sync_interval_s: float, max_clients: int = 100_000
+    ) -> None:
         self.limit = limit
+        self.max_clients = max_clients
         self.period_s = period_s
         self.sync_interval_s = sync_interval_s
         self.window = int(time.time() // period_s)
@@ -78,6 +92,8 @@ class RateLimiter:
         """Set once the merge loop runs against the app's Redis (see the middleware)."""
         self.admitted = 0
         self.refused = 0
+        self.overflowed = 0
+        """Requests of clients past the cap, counted in the shared overflow bucket."""
         self.merges = 0
         self.merge_failures = 0
         self._warned_at = 0.0
@@ -89,7 +105,10 @@ class RateLimiter:
             self._roll(window)
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = _Client(self.limit)
+            if len(self._clients) >= self.max_clients:
+                client, key = self._overflow(), OVERFLOW_KEY
+            else:
+                client = self._clients[key] = _Client(self.limit)
         used = client.synced + client.inflight + client.pending
         if used >= self.limit:
             self.refused += 1
@@ -101,6 +120,19 @@ class RateLimiter:
         if client.pending >= client.merge_at and self._wake is not None:
             self._wake.set()
         return self.limit - used - 1
+
+    def _overflow(self) -> _Client:
+        self.overflowed += 1
+        client = self._clients.get(OVERFLOW_KEY)
+        if client is None:
+            # Over the cap by this one bucket, the one a full table must still hold.
+            client = self._clients[OVERFLOW_KEY] = _Client(self.limit)
+            log.warning(
+                "rate_limit_clients_over_cap_sharing_one_bucket",
+                max_clients=self.max_clients,
+                window_s=self.period_s,
+            )
+        return client
 
     def reset_in(self, now: float) -> int:
         """Whole seconds until the current window ends (at least 1)."""
@@ -175,6 +207,7 @@ class RateLimiter:
         for name, doc, value in (
             ("admitted", "Requests the rate limiter let through", self.admitted),
             ("refused", "Requests answered 429", self.refused),
+            ("overflowed", "Requests of clients past the cap, sharing one bucket", self.overflowed),
             ("merge_failures", "Merges into Redis that failed (counting locally)", self.merge_failures),
         ):  # fmt: skip
             counter = CounterMetricFamily(f"ratesvc_ratelimit_{name}", doc)

@@ -1,6 +1,7 @@
 """The rate-limit ASGI middleware: raw ASGI, so the hot routes pay only the count.
 
-Litestar builds one instance per route handler; they all share one
+Litestar builds one instance per route handler (a request the router refuses,
+404 or 405, never reaches one: ``unrouted.py`` counts those); they all share one
 ``RateLimiter``.  The Redis client lives in the app's lifespan, which runs
 after the middleware is built, so the limiter is attached to it on the first
 request: that starts its merge loop under the app's supervisor (stopped at
@@ -29,6 +30,7 @@ from ratesvc.ratelimit.limiter import RateLimiter
 
 log = get_logger("ratelimit")
 
+Header = tuple[bytes, bytes]
 EXEMPT_OPT = "exempt_from_rate_limit"
 MERGE_TASK = "ratelimit-merge"
 
@@ -38,26 +40,17 @@ class RateLimitMiddleware:
         self.app = app
         self.limiter = limiter
         self.trust_proxy = trust_proxy
-        self._limit_header = str(limiter.limit).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or scope["route_handler"].opt.get(EXEMPT_OPT):
             await self.app(scope, receive, send)
             return
-        limiter = self.limiter
-        if not limiter.attached:
-            _attach(limiter, scope)
-        now = time.time()
-        remaining = limiter.hit(client_key(scope, self.trust_proxy), now)
-        reset = str(limiter.reset_in(now)).encode()
+        remaining, reset = count_request(self.limiter, scope, self.trust_proxy)
         if remaining < 0:
-            await self._refuse(send, reset)
+            body, headers = refusal(self.limiter, reset)
+            await _send_refusal(send, body, headers)
             return
-        headers = [
-            (b"ratelimit-limit", self._limit_header),
-            (b"ratelimit-remaining", str(remaining).encode()),
-            (b"ratelimit-reset", reset),
-        ]
+        headers = allowance_headers(self.limiter, remaining, reset)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -66,34 +59,53 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _refuse(self, send: Send, reset: bytes) -> None:
-        limiter = self.limiter
-        # The app's error shape ({"error", "detail", ...}), built here without Litestar's
-        # response machinery because a flood of 429s should be the cheapest answer.
-        body = (
-            b'{"error":"too_many_requests","detail":"rate limit of %d requests per %d s '
-            b'exceeded; retry after %s s","retry_after":%s}'
-            % (limiter.limit, limiter.period_s, reset, reset)
-        )
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", reset),
-                (b"ratelimit-limit", self._limit_header),
-                (b"ratelimit-remaining", b"0"),
-                (b"ratelimit-reset", reset),
-            ],
-        }
-        end: HTTPResponseBodyEvent = {
-            "type": "http.response.body",
-            "body": body,
-            "more_body": False,
-        }
-        await send(start)
-        await send(end)
+
+def count_request(limiter: RateLimiter, scope: Scope, trust_proxy: bool) -> tuple[int, bytes]:
+    """Count the request: (remaining allowance or -1 if refused, seconds to the reset)."""
+    if not limiter.attached:
+        _attach(limiter, scope)
+    now = time.time()
+    remaining = limiter.hit(client_key(scope, trust_proxy), now)
+    return remaining, str(limiter.reset_in(now)).encode()
+
+
+def allowance_headers(limiter: RateLimiter, remaining: int, reset: bytes) -> list[Header]:
+    return [
+        (b"ratelimit-limit", str(limiter.limit).encode()),
+        (b"ratelimit-remaining", str(remaining).encode()),
+        (b"ratelimit-reset", reset),
+    ]
+
+
+def refusal(limiter: RateLimiter, reset: bytes) -> tuple[bytes, list[Header]]:
+    """The 429's JSON body and headers (besides content-type and length)."""
+    # The app's error shape ({"error", "detail", ...}), built here without Litestar's
+    # response machinery because a flood of 429s should be the cheapest answer.
+    body = (
+        b'{"error":"too_many_requests","detail":"rate limit of %d requests per %d s '
+        b'exceeded; retry after %s s","retry_after":%s}'
+        % (limiter.limit, limiter.period_s, reset, reset)
+    )
+    return body, [(b"retry-after", reset), *allowance_headers(limiter, 0, reset)]
+
+
+async def _send_refusal(send: Send, body: bytes, headers: list[Header]) -> None:
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 429,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    }
+    end: HTTPResponseBodyEvent = {
+        "type": "http.response.body",
+        "body": body,
+        "more_body": False,
+    }
+    await send(start)
+    await send(end)
 
 
 def _attach(limiter: RateLimiter, scope: Scope) -> None:
