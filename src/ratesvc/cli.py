@@ -92,7 +92,7 @@ def _run_uvicorn(uvicorn: Any, settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http="ratesvc.header_timeout:HeaderTimeoutProtocol",  # httptools + header deadline
         log_config=None,
         access_log=settings.access_log,
         server_header=False,

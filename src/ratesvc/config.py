@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: LogLevel = "INFO"
     access_log: bool = False
     """One log line per request; off by default because metrics already count requests."""
+    header_timeout_s: PositiveFloat = 10.0
+    """A connection must send a request's complete headers this long after it awaits one."""
 
     # Storage. Unset URLs start embedded servers under data_dir.
     redis_url: str | None = None

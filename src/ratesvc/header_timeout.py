@@ -1,0 +1,103 @@
+"""uvicorn's httptools protocol with a deadline for each request's headers.
+
+uvicorn has no timeout for receiving a request: its keep-alive timeout runs
+only between requests, is not armed before the first one, and is cancelled by
+any byte received.  A client that opens a connection and sends nothing, or
+trickles its headers a byte a second, holds the connection (and a file
+descriptor) for ever; a few thousand of them exhaust the process's descriptors
+and nobody else can connect.  (uvicorn's issue #157 lists the missing
+``--timeout-request-start``.)  nginx, when it is in front, enforces
+``client_header_timeout``; this gives the single-container deploy the same.
+
+Whenever a connection waits for a request - from the moment it is accepted,
+and again after each response - the request's headers must be complete within
+``RATESVC_HEADER_TIMEOUT_S``.  Otherwise the connection is closed: with a JSON
+408 if part of a request had arrived, silently if nothing had (a browser's
+pre-opened connection gets no answer to a request it never made).  Once the
+headers are in, the deadline is off: bodies and slow answers (the SSE stream)
+are not cut.  uvicorn's keep-alive timeout still closes an idle connection
+between requests sooner.
+
+``ratesvc serve`` passes this class as uvicorn's ``http`` protocol.  Worker
+processes import it afresh, so the timeout is read from the environment's
+settings, like the app's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ratesvc.api.errors import error_code
+from ratesvc.config import load_settings
+
+
+@functools.cache
+def header_timeout_s() -> float:
+    return load_settings().header_timeout_s
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._request_started = False
+        """Some bytes of the awaited request arrived (a 408 is owed if it times out)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._headers_done()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline is not None:
+            self._request_started = True
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._headers_done()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Waiting for the next request, unless a pipelined one is complete and queued.
+        if not self.transport.is_closing() and self.cycle.response_complete:
+            self._await_headers()
+
+    def _await_headers(self) -> None:
+        self._headers_done()
+        self._request_started = False
+        self._header_deadline = self.loop.call_later(header_timeout_s(), self._headers_late)
+
+    def _headers_done(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self) -> None:
+        self._header_deadline = None
+        if self.transport.is_closing():
+            return
+        if self._request_started:
+            self.transport.write(_REQUEST_TIMEOUT)
+        self.transport.close()
+
+
+def _request_timeout_response() -> bytes:
+    body = msgspec.json.encode(
+        {"error": error_code(408), "detail": "request headers not received in time"}
+    )
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+    )
+
+
+_REQUEST_TIMEOUT = _request_timeout_response()
