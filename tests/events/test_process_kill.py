@@ -17,6 +17,7 @@ from ratesvc.events import keys
 from ratesvc.events.drainer import ensure_group
 from ratesvc.events.model import Event, encode_entry
 from ratesvc.serve_process import serve_process
+from support.environment import store_environment
 from support.servers import eventually
 
 from .conftest import db_counts, redis_counts, stream_length, table_counts
@@ -27,12 +28,8 @@ pytestmark = pytest.mark.slow
 @contextmanager
 def serving(settings: Settings, data_dir: Path, log_path: Path) -> Iterator[tuple[str, int]]:
     """``ratesvc serve`` on the test stores, draining in small batches (2 entries each)."""
-    assert settings.redis_url is not None
-    assert settings.database_url is not None
     environment = {
-        "RATESVC_REDIS_URL": settings.redis_url,
-        "RATESVC_DATABASE_URL": settings.database_url,
-        "RATESVC_DATA_DIR": str(data_dir),
+        **store_environment(settings, data_dir),
         "RATESVC_RATE_LIMIT": "1000000/minute",
         "RATESVC_EVENTS_BATCH_MAX": "2",
         "RATESVC_EVENTS_CLAIM_IDLE_S": "1",

@@ -13,6 +13,7 @@ import pytest
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.serve_process import serve_process
+from support.environment import store_environment
 from support.processes import processes_mentioning
 from support.servers import eventually, serve_app
 
@@ -46,12 +47,8 @@ async def _load(base: str, worker: int, stop: asyncio.Event, seen: dict[str, lis
 async def test_sigterm_under_load_finishes_drains_and_exits_cleanly(
     settings: Settings, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    assert settings.redis_url is not None
-    assert settings.database_url is not None
     environment = {
-        "RATESVC_REDIS_URL": settings.redis_url,
-        "RATESVC_DATABASE_URL": settings.database_url,
-        "RATESVC_DATA_DIR": str(tmp_path / "data"),
+        **store_environment(settings, tmp_path / "data"),
         "RATESVC_SIMULATE": "1",
         "RATESVC_RATE_LIMIT": "100000000/minute",
     }

@@ -15,6 +15,7 @@ import pytest
 
 from ratesvc.config import Settings
 from ratesvc.serve_process import RunningServe, serve_process
+from support.environment import store_environment
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +34,8 @@ class Cut(msgspec.Struct):
 
 @contextmanager
 def serving(settings: Settings, tmp_path: Path) -> Iterator[RunningServe]:
-    assert settings.redis_url is not None
-    assert settings.database_url is not None
     environment = {
-        "RATESVC_REDIS_URL": settings.redis_url,
-        "RATESVC_DATABASE_URL": settings.database_url,
-        "RATESVC_DATA_DIR": str(tmp_path / "data"),
+        **store_environment(settings, tmp_path / "data"),
         "RATESVC_RATE_LIMIT": "1000000/minute",
         "RATESVC_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
     }
