@@ -36,6 +36,7 @@ from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.features import Feature
+from ratesvc.header_timeout import HEADER_TIMEOUTS
 from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
 from ratesvc.pipeline import Drainer, UpdateQueue
@@ -113,6 +114,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         )
         app.state.services = services
         services.metric_sources.append(app.state.request_metrics.collect)
+        services.metric_sources.append(HEADER_TIMEOUTS.collect)
         app.state.metrics_registry = service_registry(services)
         log.info(
             "stores_connected",

@@ -27,13 +27,36 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
+from prometheus_client.core import CounterMetricFamily
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ratesvc.api.errors import error_code
 from ratesvc.config import load_settings
+
+
+class HeaderTimeouts:
+    """Connections this process closed at the deadline (the app shows them in /metrics)."""
+
+    def __init__(self) -> None:
+        self.requests_cut = 0
+        self.idle_closed = 0
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """Prometheus families (a ``metric_sources`` entry)."""
+        for name, doc, value in (
+            ("requests_cut", "Connections closed with a 408: headers incomplete at the deadline", self.requests_cut),
+            ("idle_closed", "Connections closed having sent nothing by the deadline", self.idle_closed),
+        ):  # fmt: skip
+            counter = CounterMetricFamily(f"ratesvc_header_timeout_{name}", doc)
+            counter.add_metric([], value)
+            yield counter
+
+
+HEADER_TIMEOUTS = HeaderTimeouts()
 
 
 @functools.cache
@@ -86,7 +109,10 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._request_started:
+            HEADER_TIMEOUTS.requests_cut += 1
             self.transport.write(_REQUEST_TIMEOUT)
+        else:
+            HEADER_TIMEOUTS.idle_closed += 1
         self.transport.close()
 
 
