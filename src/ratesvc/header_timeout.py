@@ -35,6 +35,7 @@ from prometheus_client.core import CounterMetricFamily
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ratesvc.api.errors import error_code
+from ratesvc.api.metrics import counter_families
 from ratesvc.config import load_settings
 
 
@@ -47,13 +48,13 @@ class HeaderTimeouts:
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         """Prometheus families (a ``metric_sources`` entry)."""
-        for name, doc, value in (
-            ("requests_cut", "Connections closed with a 408: headers incomplete at the deadline", self.requests_cut),
-            ("idle_closed", "Connections closed having sent nothing by the deadline", self.idle_closed),
-        ):  # fmt: skip
-            counter = CounterMetricFamily(f"ratesvc_header_timeout_{name}", doc)
-            counter.add_metric([], value)
-            yield counter
+        return counter_families(
+            "ratesvc_header_timeout",
+            [
+                ("requests_cut", "Connections closed with a 408: headers incomplete at the deadline", self.requests_cut),
+                ("idle_closed", "Connections closed having sent nothing by the deadline", self.idle_closed),
+            ],
+        )  # fmt: skip
 
 
 HEADER_TIMEOUTS = HeaderTimeouts()

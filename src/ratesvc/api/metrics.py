@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -129,3 +129,13 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_and_note_status)
         finally:
             metrics.finished(method, path, status, time.perf_counter() - started)
+
+
+def counter_families(
+    prefix: str, rows: Iterable[tuple[str, str, float]]
+) -> Iterator[CounterMetricFamily]:
+    """One unlabelled counter per ``(name, doc, value)`` row, named ``<prefix>_<name>``."""
+    for name, doc, value in rows:
+        counter = CounterMetricFamily(f"{prefix}_{name}", doc)
+        counter.add_metric([], value)
+        yield counter

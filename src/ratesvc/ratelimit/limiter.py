@@ -48,10 +48,11 @@ import contextlib
 import time
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ratesvc.api.metrics import counter_families
 from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
@@ -204,15 +205,15 @@ class RateLimiter:
 
     def collect(self) -> Any:
         """Prometheus families (a ``metric_sources`` entry)."""
-        for name, doc, value in (
-            ("admitted", "Requests the rate limiter let through", self.admitted),
-            ("refused", "Requests answered 429", self.refused),
-            ("overflowed", "Requests of clients past the cap, sharing one bucket", self.overflowed),
-            ("merge_failures", "Merges into Redis that failed (counting locally)", self.merge_failures),
-        ):  # fmt: skip
-            counter = CounterMetricFamily(f"ratesvc_ratelimit_{name}", doc)
-            counter.add_metric([], value)
-            yield counter
+        yield from counter_families(
+            "ratesvc_ratelimit",
+            [
+                ("admitted", "Requests the rate limiter let through", self.admitted),
+                ("refused", "Requests answered 429", self.refused),
+                ("overflowed", "Requests of clients past the cap, sharing one bucket", self.overflowed),
+                ("merge_failures", "Merges into Redis that failed (counting locally)", self.merge_failures),
+            ],
+        )  # fmt: skip
         clients = GaugeMetricFamily("ratesvc_ratelimit_clients", "Clients seen this window")
         clients.add_metric([], len(self._clients))
         yield clients
