@@ -18,8 +18,9 @@ acknowledged before it is committed; nothing is counted twice.
 Entries a drainer left pending are taken over by another one (or by this
 process's next run) after ``events_claim_idle_s`` with XAUTOCLAIM (Redis 6.2+);
 a restarted drainer in the same process first finishes its own pending entries.
-After each full pass over the pending list, consumers idle that long with
-nothing left pending (dead drainers) are removed from the group
+After each full pass over the pending list, consumers idle that long (and at
+least two blocking reads long) with nothing left pending (dead drainers) are
+removed from the group
 (``consumers.IdleConsumers``).
 """
 
@@ -108,7 +109,9 @@ class EventDrainer:
         self._claim_idle_ms = max(1, int(claim_idle_s * 1000))
         self._block_ms = block_ms
         self._retry_cap_s = retry_cap_s
-        self._idle_consumers = IdleConsumers(redis, self._claim_idle_ms)
+        # A live drainer blocked in XREADGROUP looks idle for up to block_ms: never take
+        # it for dead (it would be harmless - it holds nothing and comes back - but noisy).
+        self._idle_consumers = IdleConsumers(redis, max(self._claim_idle_ms, 2 * block_ms))
         self.stats = DrainStats()
 
     async def run(self) -> None:
