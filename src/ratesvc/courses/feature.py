@@ -11,12 +11,14 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ratesvc.courses import keys
-from ratesvc.courses.api import ROUTES
+from ratesvc.courses.api import routes
 from ratesvc.courses.binance import run_binance
 from ratesvc.courses.broadcast import Broadcaster
 from ratesvc.courses.coingecko import run_coingecko
-from ratesvc.courses.directions import binance_symbols
+from ratesvc.courses.convert import Conversions, ConvertQueries
+from ratesvc.courses.directions import BY_NAME, DIRECTIONS, QUOTES, SOURCES, binance_symbols
 from ratesvc.courses.local import LocalAnswers
+from ratesvc.courses.query import CoursesQueries
 from ratesvc.courses.rates import Freshness
 from ratesvc.courses.sinks import (
     PostgresQuoteSink,
@@ -45,8 +47,10 @@ class CoursesState:
     lease: Lease
     sink: RedisCoursesSink
     broadcaster: Broadcaster
+    queries: CoursesQueries
     answers: LocalAnswers
-    """This process's copies of the pre-rendered answers (at most 50 ms old)."""
+    """This process's answers to /v1/courses queries (from quotes at most 50 ms old)."""
+    conversions: Conversions
 
 
 async def _run_exchanges(services: Services, sink: RedisCoursesSink) -> None:
@@ -142,13 +146,17 @@ async def start(services: Services) -> None:
     services.readiness_checks["quote_history"] = history.healthy
     loaded = await warm_start(services.redis, services.db)
     log.info("warm_start", quotes_loaded=loaded)
+    queries = CoursesQueries(DIRECTIONS, SOURCES)
+    answers = LocalAnswers(services.redis, BY_NAME, freshness, settings.partial_courses)
     state = CoursesState(
         freshness=freshness,
         partial=settings.partial_courses,
         lease=Lease(services.redis, keys.LEASE, settings.lease_ttl_s),
         sink=sink,
         broadcaster=Broadcaster(services.redis),
-        answers=LocalAnswers(services.redis),
+        queries=queries,
+        answers=answers,
+        conversions=Conversions(answers, queries, ConvertQueries(DIRECTIONS, QUOTES)),
     )
     services.extras["courses"] = state
     services.metric_sources.append(lambda: _metrics(state))
@@ -160,4 +168,4 @@ async def start(services: Services) -> None:
     services.supervisor.start("history_pruner", lambda: _prune(services))
 
 
-FEATURE = Feature(name="courses", routes=ROUTES, start=start)
+FEATURE = Feature(name="courses", routes=routes(), start=start)

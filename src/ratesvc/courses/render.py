@@ -1,9 +1,9 @@
 """Rates -> the exact bytes of a ``/v1/courses`` answer, its ETag and how long it holds.
 
-Rendering happens once per change (in the drainer) for the common shapes and
-the bytes are stored in Redis, so the common request is one Redis read with
-no encoding.  An answer carries ``valid_until``: the moment one of its rows
-turns stale, after which it must be rendered again from the quotes.
+Each process renders a query shape once per change of the quotes it holds
+(``local.py``) and serves those bytes until they change or expire.  An answer
+carries ``valid_until``: the moment one of its rows turns stale, after which
+it must be rendered again from the quotes.
 """
 
 from __future__ import annotations
@@ -57,17 +57,8 @@ class Rendered:
     body: bytes
     etag: str
     valid_until: datetime
-
-    def to_redis(self) -> bytes:
-        head = f"{int(self.valid_until.timestamp() * 1000)} {self.status} {self.etag}\n"
-        return head.encode() + self.body
-
-    @classmethod
-    def from_redis(cls, raw: bytes) -> tuple[int, int, str, bytes]:
-        """``(valid_until_ms, status, etag, body)`` without building datetimes (hot path)."""
-        head, _, body = raw.partition(b"\n")
-        valid_ms, status, etag = head.decode().split(" ", 2)
-        return int(valid_ms), int(status), etag, body
+    rows: tuple[Course, ...] = ()
+    """The rows of the body, for answers computed from it (``/v1/convert``)."""
 
 
 def etag_of(body: bytes) -> str:
@@ -133,8 +124,4 @@ def render(
     sources = {row.source for row in rows}
     top = exchanger or (sources.pop() if len(sources) == 1 else MIXED)
     body = _encoder.encode(Courses(exchanger=top, courses=rows, missing=missing))
-    return Rendered(200, body, etag_of(body), valid_until)
-
-
-SHAPES: dict[str, str | None] = {"default": None, "binance": "binance", "coingecko": "coingecko"}
-"""Pre-rendered shapes: all directions, by exchanger (None = best fresh source)."""
+    return Rendered(200, body, etag_of(body), valid_until, tuple(rows))

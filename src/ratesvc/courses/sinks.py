@@ -1,10 +1,10 @@
-"""Where quotes go: Redis (latest quotes + pre-rendered answers) and PostgreSQL (warm start, history)."""
+"""Where quotes go: Redis (latest quotes, changes for the stream) and PostgreSQL (warm start, history)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from ratesvc.courses import keys
 from ratesvc.courses.rates import Freshness, compute_rates
-from ratesvc.courses.render import SHAPES, render
+from ratesvc.courses.render import render
 from ratesvc.log import get_logger
 from ratesvc.models import Quote
 from ratesvc.supervisor import STORE_ERRORS, backoff_delays
@@ -25,7 +25,7 @@ _decode_quote = msgspec.json.Decoder(Quote).decode
 
 
 class RenderTick(msgspec.Struct, frozen=True, tag="render_tick"):
-    """No new price, but time passed: re-render so answers and streams notice staleness."""
+    """No new price, but time passed: re-render so the stream notices staleness."""
 
 
 def quotes_in(batch: Sequence[object]) -> dict[str, Quote]:
@@ -40,7 +40,11 @@ def quotes_in(batch: Sequence[object]) -> dict[str, Quote]:
 
 
 async def load_quotes(redis: Redis) -> dict[str, Quote]:
-    raw = await redis.hgetall(keys.QUOTES)
+    return decode_quotes(await redis.hgetall(keys.QUOTES))
+
+
+def decode_quotes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Quote]:
+    """The ``keys.QUOTES`` hash as read from Redis -> Quote per ``source|market``."""
     quotes = {}
     for field, value in raw.items():
         try:
@@ -57,11 +61,12 @@ def encode_quote(quote: Quote) -> bytes:
 
 
 class RedisCoursesSink:
-    """Latest quotes and the pre-rendered answers, in one Redis round trip per batch.
+    """Latest quotes, in one Redis round trip per batch, and changes for the SSE stream.
 
     Keeps the latest quotes in memory (primed from Redis when this replica takes
     the exchange lease) so rendering needs no read.  Publishes the default answer
-    on ``keys.CHANGES`` whenever its bytes change, for the SSE stream.
+    on ``keys.CHANGES`` whenever its bytes change, for the SSE stream.  Answers
+    to requests are rendered by each process from the quotes (``local.py``).
     """
 
     name = "redis_courses"
@@ -71,9 +76,9 @@ class RedisCoursesSink:
         self.freshness = freshness
         self.partial = partial
         self.quotes: dict[str, Quote] = {}
-        self._bodies: dict[str, bytes] = {}
+        self._published: bytes | None = None
         self._resync = False
-        """A write failed (Redis down or restarted empty): rewrite every quote and body."""
+        """A write failed (Redis down or restarted empty): rewrite every quote."""
 
     async def prime(self) -> None:
         """Take over the shared view of the latest quotes (another replica may have written them)."""
@@ -82,15 +87,15 @@ class RedisCoursesSink:
             mine = self.quotes.get(key)
             if mine is None or quote.observed_at > mine.observed_at:
                 self.quotes[key] = quote
-        self._bodies.clear()
+        self._published = None
 
     async def write(self, batch: Sequence[object]) -> None:
         newest = quotes_in(batch)
         if not newest and not any(isinstance(item, RenderTick) for item in batch):
             return
         self.quotes.update(newest)
-        now = datetime.now(UTC)
         rates = compute_rates(self.quotes, self.freshness)
+        default = render(rates, datetime.now(UTC), partial=self.partial).body
         pipe = self.redis.pipeline(transaction=False)
         # After a failed write Redis may hold none of our quotes (a restart without
         # persistence): write them all, not only this batch's, or a source that
@@ -98,30 +103,17 @@ class RedisCoursesSink:
         written = self.quotes if self._resync else newest
         if written:
             pipe.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in written.items()})
-        changed_default: bytes | None = None
-        for shape, exchanger in SHAPES.items():
-            rendered = render(rates, now, exchanger=exchanger, partial=self.partial)
-            stored = rendered.to_redis()
-            # Re-store when the bytes change or validity moved (same body, new deadline).
-            if self._bodies.get(shape) != stored:
-                pipe.set(keys.body_key(shape), stored)
-                if shape == "default" and _body_of(self._bodies.get(shape)) != rendered.body:
-                    changed_default = rendered.body
-                self._bodies[shape] = stored
-        if changed_default is not None:
-            pipe.publish(keys.CHANGES, changed_default)
+        if default != self._published:
+            pipe.publish(keys.CHANGES, default)
         if len(pipe):
             try:
                 await pipe.execute()
             except BaseException:
                 self._resync = True
-                self._bodies.clear()
+                self._published = None
                 raise
+        self._published = default
         self._resync = False
-
-
-def _body_of(stored: bytes | None) -> bytes | None:
-    return None if stored is None else stored.partition(b"\n")[2]
 
 
 class PostgresQuoteSink:
