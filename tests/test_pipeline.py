@@ -55,8 +55,6 @@ async def test_drainer_writes_latest_to_redis_and_history_to_postgres(
         ("ETHUSDT", Decimal("3000")),
     ]
     assert drainer.batches >= 2  # batch_max=2 split the four updates
-    # The same round trips stored the pre-rendered answers.
-    assert await redis.exists(keys.body_key("default"), keys.body_key("binance"))
 
 
 async def test_a_failing_sink_does_not_stop_the_other(redis: Redis) -> None:

@@ -14,7 +14,6 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ratesvc.courses import keys
 from ratesvc.courses.rates import Freshness
 from ratesvc.courses.sinks import PostgresQuoteSink, RedisCoursesSink, RenderTick, load_quotes
 from ratesvc.embedded import free_port
@@ -118,7 +117,6 @@ async def test_redis_sink_rewrites_everything_after_a_failed_write(redis: Redis)
     sink.redis = redis
     await sink.write([RenderTick()])
     assert set(await load_quotes(redis)) == {"coingecko|tether/rub"}
-    assert await redis.exists(keys.body_key("default"), keys.body_key("coingecko")) == 2
 
 
 async def test_store_errors_restart_within_a_short_cap_and_log_no_error(

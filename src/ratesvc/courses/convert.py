@@ -95,10 +95,12 @@ def parse_amount(text: str | None) -> Decimal:
     if amount <= 0:
         raise QueryError(f"amount must be positive: {text[:40]}", ["a positive decimal"])
     if amount > MAX_AMOUNT:
-        raise QueryError(f"amount over {MAX_AMOUNT:.0e}: {text[:40]}", ["a positive decimal"])
-    exponent = amount.normalize().as_tuple().exponent
+        raise QueryError(f"amount over 1e15: {text[:40]}", ["a positive decimal"])
+    # From the digits, not normalize(): 1e-99999999999 would underflow to 0 there.
+    _, digits, exponent = amount.as_tuple()
     assert isinstance(exponent, int)  # finite, checked above
-    if exponent < -MAX_AMOUNT_PLACES:
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if -(exponent + trailing_zeros) > MAX_AMOUNT_PLACES:
         raise QueryError(
             f"amount has more than {MAX_AMOUNT_PLACES} decimal places: {text[:40]}",
             ["a positive decimal"],
