@@ -16,6 +16,8 @@ median of the rounds and the spread (min-max) of requests/s:
 * requests/s, latency p50 and p99 as wrk saw them;
 * server CPU per request: user+system time of the serving process (or of
   nginx) over the run, divided by the requests answered;
+* server CPU per request against the default ``/v1/courses`` answer's, the
+  filtered shapes' target being at most 1.25x;
 * the ratio of the route's requests/s to nginx's.
 
     .venv/bin/python bench/http_bench.py                   # 5 rounds of 10 s per route
@@ -103,11 +105,33 @@ class Route:
     """``ratesvc`` or ``nginx``: which server answers (and whose CPU is counted)."""
 
 
-ROUTES = (
-    Route("nginx static file", "/v1/courses", 64, target="nginx"),
-    Route("GET /v1/courses", "/v1/courses", 64),
+EIGHT_ODD = (
+    "direction=usdterc-rub,Eth-Usd&direction=BTC-rub,usdttrc-usd,ETH-RUB"
+    "&direction=btc-usd,USDTTRC-RUB,usdterc-usd"
+)
+"""All eight directions, repeated and comma-separated, in no order and mixed case."""
+DEFAULT_ROUTE = "GET /v1/courses"
+SHAPE_CPU_TARGET = 1.25
+"""Every /v1/courses shape within this multiple of the default's CPU per answer."""
+
+NGINX = Route("nginx static file", "/v1/courses", 64, target="nginx")
+RATE_ROUTES = (
+    Route(DEFAULT_ROUTE, "/v1/courses", 64),
+    Route("GET /v1/courses?exchanger=binance", "/v1/courses?exchanger=binance", 64),
     Route("GET /v1/courses?exchanger=coingecko", "/v1/courses?exchanger=coingecko", 64),
     Route("GET /v1/courses?direction=BTC-USD", "/v1/courses?direction=BTC-USD", 64),
+    Route("GET /v1/courses?direction= 8, odd case", f"/v1/courses?{EIGHT_ODD}", 64),
+    Route(
+        "GET /v1/courses?exchanger= + 2 directions",
+        "/v1/courses?exchanger=CoinGecko&direction=eth-rub,BTC-USD",
+        64,
+    ),
+    Route("GET /v1/convert?from=BTC&to=RUB", "/v1/convert?from=BTC&to=RUB&amount=0.5", 64),
+)
+"""The routes compared with the default /v1/courses answer (CPU per answer)."""
+ROUTES = (
+    NGINX,
+    *RATE_ROUTES,
     Route("GET /v1/stocks/aggs (hit, 390 bars)", STOCKS_PATH, 8),
     Route("POST /v1/events", "/v1/events", 64, script=WRK_POST % EVENT_BODY),
     Route("GET /v1/health (plain Litestar)", "/v1/health", 64),
@@ -346,7 +370,11 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float, worker
     nginx_rps = next(
         (s.median(lambda x: x.rps) for s in summaries if s.name.startswith("nginx")), None
     )
-    header = f"{'route':<38} {'conns':>5} {'req/s':>8} {'spread':>15} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'vs nginx':>8}"
+    default_cpu = next(
+        (s.median(lambda x: x.cpu_us) for s in summaries if s.name == DEFAULT_ROUTE), None
+    )
+    rate_names = {r.name for r in RATE_ROUTES}
+    header = f"{'route':<42} {'conns':>5} {'req/s':>8} {'spread':>15} {'p50 ms':>7} {'p99 ms':>7} {'CPU µs/req':>10} {'vs default':>10} {'vs nginx':>8}"
     print(f"\n{rounds} round(s) of {duration_s:g} s per route; medians; spread = min-max req/s")
     print(
         f"core {SERVER_CORE}: the serving process (or nginx); core {LOAD_CORE}: wrk -t1, Redis, "
@@ -360,11 +388,21 @@ def print_table(summaries: list[Summary], rounds: int, duration_s: float, worker
         rps = [x.rps for x in s.samples]
         ratio = f"{s.median(lambda x: x.rps) / nginx_rps:.2f}" if nginx_rps else "-"
         errors = sum(x.errors for x in s.samples)
+        cpu = s.median(lambda x: x.cpu_us)
+        versus = f"{cpu / default_cpu:.2f}" if default_cpu and s.name in rate_names else "-"
         print(
-            f"{s.name:<38} {s.connections:>5} {s.median(lambda x: x.rps):>8,.0f} "
+            f"{s.name:<42} {s.connections:>5} {s.median(lambda x: x.rps):>8,.0f} "
             f"{f'{min(rps):,.0f}-{max(rps):,.0f}':>15} {s.median(lambda x: x.p50_ms):>7.2f} "
-            f"{s.median(lambda x: x.p99_ms):>7.2f} {s.median(lambda x: x.cpu_us):>10.0f} {ratio:>8}"
+            f"{s.median(lambda x: x.p99_ms):>7.2f} {cpu:>10.0f} {versus:>10} {ratio:>8}"
             + (f"  ({errors} errors)" if errors else "")
+        )
+    shapes = [s for s in summaries if s.name.startswith(DEFAULT_ROUTE + "?")]
+    if default_cpu and len(shapes) > 1:
+        worst_cpu = max(s.median(lambda x: x.cpu_us) for s in shapes) / default_cpu
+        worst_p99 = max(s.median(lambda x: x.p99_ms) for s in shapes)
+        print(
+            f"\n/v1/courses shapes: CPU per answer at most {worst_cpu:.2f}x the default's "
+            f"(target {SHAPE_CPU_TARGET}x), p99 at most {worst_p99:.2f} ms (target 15 ms)"
         )
 
 
