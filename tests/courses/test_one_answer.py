@@ -114,6 +114,9 @@ async def test_every_spelling_and_empty_filters(frozen_settings: Settings) -> No
         assert body["exchanger"] == "coingecko"
         assert [r["direction"] for r in body["courses"]] == NAMES
         assert {r["source"] for r in body["courses"]} == {"coingecko"}
+        # Three shapes, however spelled: the default, ETH-USD, and coingecko for all eight.
+        metrics = (await client.get("/metrics")).text
+        assert "ratesvc_courses_answers_cached 3.0" in metrics
 
 
 async def test_documented_in_openapi_with_examples(frozen_settings: Settings) -> None:

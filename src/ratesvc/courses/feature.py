@@ -113,6 +113,16 @@ def _metrics(state: CoursesState) -> Iterator[Any]:
     for quote in state.sink.quotes.values():
         age.add_metric([quote.source, quote.market], (now - quote.observed_at).total_seconds())
     yield age
+    cached = GaugeMetricFamily(
+        "ratesvc_courses_answers_cached", "Rendered /v1/courses answers held (bounded)"
+    )
+    cached.add_metric([], state.answers.cached)
+    yield cached
+    renders = CounterMetricFamily(
+        "ratesvc_courses_renders", "/v1/courses answers rendered from the local quotes"
+    )
+    renders.add_metric([], state.answers.renders)
+    yield renders
     clients = GaugeMetricFamily("ratesvc_stream_clients", "Open /v1/courses/stream connections")
     clients.add_metric([], state.broadcaster.clients)
     yield clients
