@@ -97,6 +97,7 @@ def test_good_amounts(text: str | None, expected: str) -> None:
         ("1_000", "not a number"),
         ("0x10", "not a number"),
         ("1,5", "not a number"),
+        ("\u0661", "not a number"),  # an Arabic-Indic digit: Decimal() would take it
         ("1e-99999999999", "decimal places"),
         ("0.0000000000000000001", "decimal places"),
     ],

@@ -38,7 +38,7 @@ CROSS_VIA = "USD"
 MIXED = "mixed"
 MEMO_MAX = 4096
 
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _NOT_FINITE = {"nan", "snan", "inf", "infinity"}
 _EXACT = Context(prec=60)
 """Wide enough for 1e15 times the largest rate to eight places without rounding."""
