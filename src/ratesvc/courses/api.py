@@ -129,6 +129,7 @@ _ROW = {"direction": "BTC-USD", "value": 67158.9076, "source": "binance"}
 _UPDATED = "2026-11-21T18:07:29.812000Z"
 _UNAVAILABLE = ResponseSpec(
     Unavailable,
+    generate_examples=False,
     description="No fresh rate for the directions asked (or storage unreachable); `Retry-After: 1`",
     examples=[
         Example(
@@ -146,6 +147,7 @@ _NOT_MODIFIED = ResponseSpec(None, description="`If-None-Match` names the curren
 def _bad_request(detail: str, valid: Sequence[str]) -> ResponseSpec:
     return ResponseSpec(
         ErrorBody,
+        generate_examples=False,
         description="A bad parameter, named in `detail`, with the valid values",
         examples=[Example(value={"error": "bad_request", "detail": detail, "valid": list(valid)})],
     )
@@ -182,6 +184,7 @@ COURSES_DOC: dict[str, Any] = {
     "responses": {
         200: ResponseSpec(
             Courses,
+            generate_examples=False,
             description="The rates; `ETag` and `Cache-Control: public, max-age=1, must-revalidate`",
             examples=[
                 Example(
@@ -243,6 +246,7 @@ CONVERT_DOC: dict[str, Any] = {
     "responses": {
         200: ResponseSpec(
             Conversion,
+            generate_examples=False,
             description="The conversion; `ETag` and `Cache-Control` as `/v1/courses`",
             examples=[
                 Example(

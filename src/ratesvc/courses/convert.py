@@ -28,7 +28,7 @@ import msgspec
 from ratesvc.courses.directions import Direction
 from ratesvc.courses.local import DEFAULT_MAX_ANSWERS, Answer, LocalAnswers
 from ratesvc.courses.query import CoursesQueries, QueryError, query_values
-from ratesvc.courses.render import Course, Unavailable
+from ratesvc.courses.render import Course, Number, Unavailable
 
 MAX_AMOUNT = Decimal("1e15")
 MAX_AMOUNT_PLACES = 18
@@ -50,10 +50,10 @@ _encode = msgspec.json.Encoder(decimal_format="number").encode
 class Conversion(msgspec.Struct, omit_defaults=True):
     from_: str = msgspec.field(name="from")
     to: str
-    amount: Decimal
-    rate: Decimal
+    amount: Number
+    rate: Number
     """Units of ``to`` per one ``from``."""
-    result: Decimal
+    result: Number
     source: str
     """The source of the rate, or ``mixed`` when the legs of a cross come from two."""
     updated_at: datetime

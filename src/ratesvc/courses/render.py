@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
 
@@ -26,10 +27,13 @@ _IDLE_VALIDITY = timedelta(seconds=60)
 _encoder = msgspec.json.Encoder(decimal_format="number")
 ALL_DIRECTIONS = tuple(d.name for d in DIRECTIONS)
 
+Number = Annotated[Decimal, msgspec.Meta(extra_json_schema={"extra": {"type": "number"}})]
+"""A Decimal sent as a JSON number (``decimal_format="number"``), documented as one."""
+
 
 class Course(msgspec.Struct, omit_defaults=True):
     direction: str
-    value: Decimal
+    value: Number
     source: str
     updated_at: datetime
     legs: tuple[str, ...] | None = None
