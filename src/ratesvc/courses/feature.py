@@ -10,6 +10,7 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ratesvc.api.metrics import counter_families
 from ratesvc.courses import keys
 from ratesvc.courses.api import routes
 from ratesvc.courses.binance import run_binance
@@ -118,11 +119,10 @@ def _metrics(state: CoursesState) -> Iterator[Any]:
     )
     cached.add_metric([], state.answers.cached)
     yield cached
-    renders = CounterMetricFamily(
-        "ratesvc_courses_renders", "/v1/courses answers rendered from the local quotes"
+    yield from counter_families(
+        "ratesvc_courses",
+        [("renders", "/v1/courses answers rendered from the local quotes", state.answers.renders)],
     )
-    renders.add_metric([], state.answers.renders)
-    yield renders
     clients = GaugeMetricFamily("ratesvc_stream_clients", "Open /v1/courses/stream connections")
     clients.add_metric([], state.broadcaster.clients)
     yield clients
