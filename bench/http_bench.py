@@ -263,6 +263,23 @@ def ratesvc(
         raise SystemExit(str(exc)) from None
 
 
+def stores_and_ratesvc(
+    stack: ExitStack, workdir: Path, rate_limit: str, workers: int = 1
+) -> tuple[str, str, subprocess.Popen[bytes], str]:
+    """Embedded Redis and PostgreSQL, then ``ratesvc`` on them, all stopped with ``stack``.
+
+    Returns (Redis URL, PostgreSQL URL, the serving process, its base URL).
+    """
+    redis_server = EmbeddedRedis(workdir / "redis", persistent=False).start()
+    stack.callback(redis_server.stop)
+    postgres = EmbeddedPostgres(workdir / "pg" / "data").start()
+    stack.callback(postgres.stop)
+    process, base = stack.enter_context(
+        ratesvc(redis_server.url, postgres.url, workdir, rate_limit, workers)
+    )
+    return redis_server.url, postgres.url, process, base
+
+
 NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -476,13 +493,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ratesvc-http-bench-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        redis_server = EmbeddedRedis(workdir / "redis", persistent=False).start()
-        stack.callback(redis_server.stop)
-        postgres = EmbeddedPostgres(workdir / "pg" / "data").start()
-        stack.callback(postgres.stop)
-        process, base = stack.enter_context(
-            ratesvc(redis_server.url, postgres.url, workdir, args.rate_limit, args.workers)
-        )
+        _, _, process, base = stores_and_ratesvc(stack, workdir, args.rate_limit, args.workers)
         body = httpx.get(f"{base}/v1/courses").content
         warm = httpx.get(base + STOCKS_PATH, timeout=30)
         if warm.status_code != 200:

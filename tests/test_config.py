@@ -1,10 +1,9 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ratesvc.config import SettingsError, load_settings
+from support.processes import serve_refusing_to_start
 
 
 def test_defaults_when_environment_is_empty() -> None:
@@ -59,17 +58,6 @@ def test_invalid_key_value_is_not_echoed() -> None:
 
 
 def test_serve_stops_with_one_line_on_bad_settings(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "ratesvc", "serve"],
-        env={"RATESVC_PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    lines = serve_refusing_to_start({"RATESVC_PORT": "not-a-port"}, tmp_path)
+    assert len(lines) == 1, lines
     assert "RATESVC_PORT" in lines[0]
-    assert "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 from dotenv import dotenv_values
@@ -31,6 +31,56 @@ _PERIOD_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+class ExtraAsset(NamedTuple):
+    """One entry of ``RATESVC_EXTRA_ASSETS``: ``SOL=solana:SOLUSDT``."""
+
+    asset: str
+    coingecko_id: str
+    binance_symbol: str
+    entry: str
+    """The entry as configured (spaces trimmed), for log lines and errors."""
+
+
+_ASSET = re.compile(r"^[A-Z][A-Z0-9]{0,14}$")
+_COINGECKO_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+_BINANCE_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+_RESERVED_ASSETS = ("BTC", "ETH", "USDTTRC", "USDTERC", "USD", "RUB")
+"""The standard assets and the fiats: an extra asset may not reuse their names."""
+
+
+def parse_extra_assets(text: str) -> tuple[ExtraAsset, ...]:
+    """``ASSET=<coingecko id>:<binance symbol>,...`` -> entries; ValueError names a bad entry.
+
+    Spaces around entries and parts are ignored, and so are empty entries (a
+    trailing comma); the asset and the symbol are upper-cased, the CoinGecko
+    id lower-cased, as the upstreams spell them.
+    """
+    assets: list[ExtraAsset] = []
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        asset, eq, rest = entry.partition("=")
+        coingecko_id, colon, symbol = rest.partition(":")
+        asset, coingecko_id, symbol = asset.strip().upper(), coingecko_id.strip(), symbol.strip()
+        coingecko_id, symbol = coingecko_id.lower(), symbol.upper()
+        if not (eq and colon and _ASSET.match(asset)):
+            reason = "expected ASSET=<coingecko id>:<binance symbol>, ASSET in A-Z and 0-9"
+        elif not _COINGECKO_ID.match(coingecko_id):
+            reason = "the CoinGecko id is empty or not a-z, 0-9 and -"
+        elif not _BINANCE_SYMBOL.match(symbol):
+            reason = "the Binance symbol is empty or not A-Z and 0-9"
+        elif asset in _RESERVED_ASSETS:
+            reason = f"{asset} is a standard asset or a fiat"
+        elif any(a.asset == asset for a in assets):
+            reason = f"{asset} is listed twice"
+        else:
+            assets.append(ExtraAsset(asset, coingecko_id, symbol, entry))
+            continue
+        raise ValueError(f"entry {entry!r}: {reason}")
+    return tuple(assets)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -84,9 +134,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """First reconnect delay; doubles (with jitter) up to binance_reconnect_max_s."""
     binance_reconnect_max_s: PositiveFloat = 60.0
     history_days: PositiveFloat = 30.0
-    """Per-minute quote history older than this is pruned from PostgreSQL."""
+    """Per-minute history (quotes, and the rate bars /v1/courses/history serves) older than this
+    is pruned from PostgreSQL."""
     history_buffer_max: PositiveInt = 20_000
-    """History rows kept in memory while PostgreSQL is down (about a day); then oldest dropped."""
+    """History rows (and as many minute bars) kept in memory while PostgreSQL is down (about a
+    day); then the oldest are dropped."""
+    extra_assets: str = ""
+    """More assets: comma-separated ASSET=<coingecko id>:<binance symbol>, e.g.
+    SOL=solana:SOLUSDT,XRP=ripple:XRPUSDT; each adds ASSET-USD and ASSET-RUB after the standard eight."""
 
     # --- Stock bars (ratesvc.stocks) ---
     polygon_adjusted_max_age_s: PositiveFloat = 7 * 86400.0
@@ -133,6 +188,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def __post_init__(self) -> None:
         if not _RATE_LIMIT.match(self.rate_limit):
             raise ValueError("expected `<count>/<second|minute|hour|day>` - at `$.rate_limit`")
+        try:
+            parse_extra_assets(self.extra_assets)
+        except ValueError as exc:
+            raise ValueError(f"{exc} - at `$.extra_assets`") from None
+
+    @property
+    def extra_assets_parsed(self) -> tuple[ExtraAsset, ...]:
+        """The entries of RATESVC_EXTRA_ASSETS, checked in __post_init__."""
+        return parse_extra_assets(self.extra_assets)
 
     @property
     def rate_limit_parsed(self) -> tuple[int, int]:

@@ -69,6 +69,10 @@ async def test_postgres_outage_rates_keep_flowing_history_and_events_wait(
             await eventually(
                 lambda: metric(client, "ratesvc_events_lag_seconds"), lambda v: bool(v and v > 0.5)
             )
+            # History is PostgreSQL's record: a clear 503 while it is down.
+            history = await client.get("/v1/courses/history", params={"direction": "BTC-USD"})
+            assert history.status_code == 503
+            assert history.headers["retry-after"]
             ready = await client.get("/v1/ready")
             assert ready.status_code == 503
             assert ready.json()["postgres"] != "ok"
@@ -90,6 +94,9 @@ async def test_postgres_outage_rates_keep_flowing_history_and_events_wait(
             await eventually(
                 lambda: metric(client, "ratesvc_history_pending"), lambda v: v == 0, timeout_s=30
             )
+            # The minute bars buffered during the outage are in the history now.
+            history = await client.get("/v1/courses/history", params={"direction": "BTC-USD"})
+            assert MARK in [p["close"] for p in history.json()["points"]]
         conn = await asyncpg.connect(postgres.url)
         try:
             latest = await conn.fetchval(

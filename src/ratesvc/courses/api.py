@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, get
 from litestar.datastructures import State
+from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.response.base import ASGIResponse
 from litestar.types import Scope
@@ -38,6 +40,7 @@ from ratesvc.api.raw import (
 from ratesvc.courses.docs import CONVERT_DOC, COURSES_DOC
 from ratesvc.courses.local import Answer
 from ratesvc.courses.query import QueryError
+from ratesvc.courses.stream import filtered
 from ratesvc.log import get_logger
 from ratesvc.supervisor import STORE_ERRORS
 
@@ -99,17 +102,38 @@ def _route(path: str, answer: ScopeAnswer, doc: dict[str, Any], *, raw: bool) ->
 @get(
     "/v1/courses/stream",
     tags=["courses"],
-    summary="Server-Sent Events: the default /v1/courses answer, pushed on every change",
+    summary="Server-Sent Events: the /v1/courses answer, pushed on every change",
+    description=(
+        "Each `courses` event is the answer `/v1/courses` gives for the same query string; "
+        "with `direction` (and `exchanger`), that answer, sent only when it changed. A "
+        "comment every 15 s keeps idle connections open."
+    ),
 )
-async def courses_stream(state: State) -> ServerSentEvent:
+async def courses_stream(
+    request: Request[Any, Any, Any],
+    state: State,
+    direction: Annotated[
+        list[str] | None,
+        Parameter(description="Only these directions, repeated or comma-separated"),
+    ] = None,
+    exchanger: Annotated[
+        str | None, Parameter(description="binance or coingecko: that source only")
+    ] = None,
+) -> ServerSentEvent:
+    del direction, exchanger  # documented here; parsed by the one /v1/courses parser
     courses_state: CoursesState = state.services.extras["courses"]
+    try:
+        query = courses_state.queries.parse(request.scope["query_string"])
+    except QueryError as exc:
+        raise ClientException(detail=exc.detail, extra={"valid": exc.valid}) from None
+    everything = query.key == courses_state.queries.query(None).key
     broadcaster = courses_state.broadcaster
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         queue = broadcaster.subscribe()
         try:
-            first = await courses_state.answers.answer(courses_state.queries.query(None))
-            yield ServerSentEventMessage(data=first.reply.body.decode(), event="courses")
+            last = (await courses_state.answers.answer(query)).reply.body
+            yield ServerSentEventMessage(data=last.decode(), event="courses")
             while True:
                 try:
                     async with asyncio.timeout(KEEPALIVE_S):
@@ -117,6 +141,11 @@ async def courses_stream(state: State) -> ServerSentEvent:
                 except TimeoutError:
                     yield ServerSentEventMessage(comment="keepalive")
                     continue
+                if not everything:
+                    body = await filtered(body, query, courses_state)
+                    if body == last:
+                        continue
+                last = body
                 yield ServerSentEventMessage(data=body.decode(), event="courses")
         finally:
             broadcaster.unsubscribe(queue)

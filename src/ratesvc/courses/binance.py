@@ -24,6 +24,7 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ratesvc.courses.directions import entry_of_symbol
 from ratesvc.log import get_logger
 from ratesvc.models import Quote, is_valid_price
 from ratesvc.supervisor import backoff_delays
@@ -33,6 +34,8 @@ log = get_logger("courses.binance", upstream="binance")
 HEALTHY_AFTER_S = 60.0
 """A connection that lived this long resets the reconnect backoff."""
 MAX_STREAMS_PER_CONNECTION = 1024
+INVALID_SYMBOL = -1121
+"""Binance's error code for a symbol it does not list."""
 
 
 class BinanceMiniTicker(msgspec.Struct, tag_field="e", tag="24hrMiniTicker"):
@@ -100,23 +103,44 @@ def stream_url(base: str, symbols: list[str]) -> str:
 
 
 async def trading_symbols(http: httpx.AsyncClient, rest_url: str, symbols: list[str]) -> list[str]:
-    """Symbols whose status is TRADING (REST exchangeInfo); all of them if the check fails."""
+    """Symbols whose status is TRADING (REST exchangeInfo); all of them if the check fails.
+
+    Binance refuses the whole list (400, code -1121) when one symbol does not
+    exist, so then each symbol is asked about on its own: a configured typo
+    drops that one symbol, not the check.  Each symbol dropped gets one
+    WARNING, naming the ``RATESVC_EXTRA_ASSETS`` entry that asked for it.
+    """
+    url = f"{rest_url.rstrip('/')}/api/v3/exchangeInfo"
     try:
-        response = await http.get(
-            f"{rest_url.rstrip('/')}/api/v3/exchangeInfo",
-            params={"symbols": json.dumps(symbols, separators=(",", ":"))},
-            timeout=10,
-        )
-        response.raise_for_status()
-        listed = {s["symbol"]: s.get("status") for s in response.json().get("symbols", [])}
+        listed = await _statuses(http, url, {"symbols": json.dumps(symbols, separators=(",", ":"))})
+        if listed is None:
+            listed = {}
+            for symbol in symbols:
+                listed.update(await _statuses(http, url, {"symbol": symbol}) or {})
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # The stream itself will show whether data comes; don't block on REST trouble.
         log.warning("exchange_info_unavailable", error=repr(exc))
         return symbols
     trading = [s for s in symbols if listed.get(s) == "TRADING"]
     for symbol in sorted(set(symbols) - set(trading)):
-        log.warning("symbol_not_trading", symbol=symbol, status=listed.get(symbol))
+        status = listed.get(symbol, "not listed")
+        entry = entry_of_symbol(symbol)
+        if entry is None:
+            log.warning("symbol_not_trading", symbol=symbol, status=status)
+        else:
+            log.warning("symbol_not_trading", symbol=symbol, status=status, entry=entry)
     return trading
+
+
+async def _statuses(
+    http: httpx.AsyncClient, url: str, params: dict[str, str]
+) -> dict[str, str] | None:
+    """``symbol -> status`` from one exchangeInfo call; None when Binance says invalid symbol."""
+    response = await http.get(url, params=params, timeout=10)
+    if response.status_code == 400 and response.json().get("code") == INVALID_SYMBOL:
+        return None
+    response.raise_for_status()
+    return {s["symbol"]: s.get("status") for s in response.json().get("symbols", [])}
 
 
 def _preview(raw: str | bytes) -> str:

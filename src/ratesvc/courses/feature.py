@@ -11,13 +11,16 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ratesvc.api.metrics import counter_families
-from ratesvc.courses import keys
+from ratesvc.courses import directions, keys
 from ratesvc.courses.api import routes
+from ratesvc.courses.bars import MinuteBars
 from ratesvc.courses.binance import run_binance
 from ratesvc.courses.broadcast import Broadcaster
 from ratesvc.courses.coingecko import run_coingecko
 from ratesvc.courses.convert import Conversions, ConvertQueries
 from ratesvc.courses.directions import BY_NAME, DIRECTIONS, QUOTES, SOURCES, binance_symbols
+from ratesvc.courses.history import ROUTES as HISTORY_ROUTES
+from ratesvc.courses.history_read import HistoryReader
 from ratesvc.courses.local import LocalAnswers
 from ratesvc.courses.query import CoursesQueries
 from ratesvc.courses.rates import Freshness
@@ -25,6 +28,7 @@ from ratesvc.courses.sinks import (
     PostgresQuoteSink,
     RedisCoursesSink,
     RenderTick,
+    load_quotes,
     prune_history,
     warm_start,
 )
@@ -54,10 +58,11 @@ class CoursesState:
     conversions: Conversions
 
 
-async def _run_exchanges(services: Services, sink: RedisCoursesSink) -> None:
+async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: MinuteBars) -> None:
     """The work of the lease holder: both sources and a render tick."""
     settings = services.settings
     await sink.prime()
+    bars.prime(sink.quotes)  # the legs of cross rates, as the last lease holder left them
     offer = services.queue.offer
     async with asyncio.TaskGroup() as group:
         group.create_task(
@@ -149,13 +154,20 @@ def _history_metrics(history: PostgresQuoteSink) -> Iterator[Any]:
 
 async def start(services: Services) -> None:
     settings = services.settings
+    # First: everything below (queries, answers, conversions, bars) asks the table.
+    directions.configure(settings.extra_assets_parsed)
     freshness = Freshness(settings.stale_after_s, settings.coingecko_stale_after_s)
     sink = RedisCoursesSink(services.redis, freshness, settings.partial_courses)
-    history = PostgresQuoteSink(services.db, buffer_max=settings.history_buffer_max)
+    bars = MinuteBars(freshness)
+    history = PostgresQuoteSink(
+        services.db, buffer_max=settings.history_buffer_max, bars=bars, redis=services.redis
+    )
     services.sinks.extend([sink, history])
     services.readiness_checks["quote_history"] = history.healthy
     loaded = await warm_start(services.redis, services.db)
-    log.info("warm_start", quotes_loaded=loaded)
+    log.info("warm_start", quotes_loaded=loaded, directions=len(DIRECTIONS))
+    # Cross rates need legs that move rarely (CoinGecko, every 30 s): know them from the start.
+    bars.prime(await load_quotes(services.redis))
     queries = CoursesQueries(DIRECTIONS, SOURCES)
     answers = LocalAnswers(services.redis, BY_NAME, freshness, settings.partial_courses)
     state = CoursesState(
@@ -169,13 +181,17 @@ async def start(services: Services) -> None:
         conversions=Conversions(answers, queries, ConvertQueries(DIRECTIONS, QUOTES)),
     )
     services.extras["courses"] = state
+    services.extras["history"] = HistoryReader(
+        services.redis, services.db, retention_s=settings.history_days * 86400
+    )
     services.metric_sources.append(lambda: _metrics(state))
     services.metric_sources.append(lambda: _history_metrics(history))
     services.supervisor.start(
-        "exchanges", lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sink))
+        "exchanges",
+        lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sink, bars)),
     )
     services.supervisor.start("courses_stream", state.broadcaster.run)
     services.supervisor.start("history_pruner", lambda: _prune(services))
 
 
-FEATURE = Feature(name="courses", routes=routes(), start=start)
+FEATURE = Feature(name="courses", routes=[*routes(), *HISTORY_ROUTES], start=start)

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import msgspec
 
-from ratesvc.courses.directions import DIRECTIONS, SOURCES
+from ratesvc.courses.directions import NAMES, SOURCES
 from ratesvc.courses.rates import Rate
 
 MIXED = "mixed"
@@ -25,7 +25,8 @@ MIXED = "mixed"
 _IDLE_VALIDITY = timedelta(seconds=60)
 
 _encoder = msgspec.json.Encoder(decimal_format="number")
-ALL_DIRECTIONS = tuple(d.name for d in DIRECTIONS)
+ALL_DIRECTIONS = NAMES
+"""Every configured direction (a live view: extra assets included once configured)."""
 
 Number = Annotated[Decimal, msgspec.Meta(extra_json_schema={"extra": {"type": "number"}})]
 """A Decimal sent as a JSON number (``decimal_format="number"``), documented as one."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
 from ratesvc.courses import keys
+from ratesvc.courses.bars import Bar, BarKey, MinuteBars
+from ratesvc.courses.history_cache import bump_generations, late_pairs
 from ratesvc.courses.rates import Freshness, compute_rates
 from ratesvc.courses.render import render
 from ratesvc.log import get_logger
@@ -19,6 +22,8 @@ from ratesvc.models import Quote
 from ratesvc.supervisor import STORE_ERRORS, backoff_delays
 
 log = get_logger("courses.sinks")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _decode_quote = msgspec.json.Decoder(Quote).decode
@@ -116,8 +121,25 @@ class RedisCoursesSink:
         self._resync = False
 
 
+def _drop_oldest(pending: dict[_K, _V], keep: int) -> int:
+    """Drop the oldest entries (insertion order) past ``keep``; how many went."""
+    dropped = 0
+    while len(pending) > keep:
+        del pending[next(iter(pending))]
+        dropped += 1
+    return dropped
+
+
+def _forget_written(pending: dict[_K, _V], written: dict[_K, _V]) -> None:
+    """Drop what was written, unless it was replaced meanwhile (that is still to write)."""
+    for key, value in written.items():
+        if pending.get(key) is value:
+            del pending[key]
+
+
 class PostgresQuoteSink:
-    """Upserts the latest quote per market and the last quote of each minute (history).
+    """Upserts the latest quote per market, the last quote of each minute (history), and
+    the open/high/low/close of each minute per direction and source (``rate_history``).
 
     While PostgreSQL is unreachable nothing is lost within a bound: quotes wait
     in memory, coalesced as they would be stored (the newest per market, and
@@ -127,6 +149,12 @@ class PostgresQuoteSink:
     ``write_timeout_s`` so a hung database never stalls the Redis side.  Past
     ``buffer_max`` history rows the oldest minutes are dropped, counted, logged
     as an ERROR, and ``/v1/ready`` says so until a write succeeds again.
+    Minute bars wait the same way, bounded by ``buffer_max`` bars.
+
+    Closed history is cached in Redis (``history_cache``); bars of minutes
+    that closed a while ago (written after an outage) bump the cache
+    generation of their (direction, source) once they are in PostgreSQL, so
+    no cached chunk misses them.
     """
 
     name = "postgres_quotes"
@@ -139,8 +167,16 @@ class PostgresQuoteSink:
         write_timeout_s: float = 5.0,
         retry_min_s: float = 0.5,
         retry_max_s: float = 10.0,
+        bars: MinuteBars | None = None,
+        redis: Redis | None = None,
     ) -> None:
         self.db = db
+        self.bars = bars
+        self.redis = redis
+        self._bars: dict[BarKey, Bar] = {}
+        """Pending minute bars, oldest minute first."""
+        self._late: set[tuple[str, str]] = set()
+        """(direction, source) whose cache generation still has to be bumped."""
         self.buffer_max = buffer_max
         self.write_timeout_s = write_timeout_s
         self._retry_min_s = retry_min_s
@@ -159,26 +195,31 @@ class PostgresQuoteSink:
 
     @property
     def pending(self) -> int:
-        """History rows waiting for PostgreSQL."""
-        return len(self._history)
+        """History rows and minute bars waiting for PostgreSQL."""
+        return len(self._history) + len(self._bars)
 
     def healthy(self) -> bool:
         """The readiness check: False while history is being dropped."""
         return not self.overflowed
 
     async def write(self, batch: Sequence[object]) -> None:
-        for quote in quotes_in(batch).values():
+        newest = quotes_in(batch)
+        for quote in newest.values():
             self._keep(quote)
-        if not self._latest and not self._history:
+        if self.bars is not None and newest:
+            self.bars.fold(newest, self._bars)
+        if not self._latest and not self._history and not self._bars:
             return
         now = time.monotonic()
         if now < self._next_attempt:
             self._trim()
             return
-        latest, history = dict(self._latest), dict(self._history)
+        latest, history, bars = dict(self._latest), dict(self._history), dict(self._bars)
         try:
             async with asyncio.timeout(self.write_timeout_s):
-                await self._store(list(latest.values()), list(history.values()))
+                await self._store(
+                    list(latest.values()), list(history.values()), list(bars.values())
+                )
         except STORE_ERRORS as exc:
             self.failures += 1
             self._trim()
@@ -193,12 +234,10 @@ class PostgresQuoteSink:
                     error=repr(exc),
                 )
             return
-        for key, quote in latest.items():
-            if self._latest.get(key) is quote:
-                del self._latest[key]
-        for minute_key, quote in history.items():
-            if self._history.get(minute_key) is quote:
-                del self._history[minute_key]
+        _forget_written(self._latest, latest)
+        _forget_written(self._history, history)
+        _forget_written(self._bars, bars)
+        await self._bump_late(bars.values())
         self._delays = backoff_delays(self._retry_min_s, self._retry_max_s)
         self._next_attempt = 0.0
         if self.failing_since is not None:
@@ -220,20 +259,71 @@ class PostgresQuoteSink:
         if seen is None or quote.observed_at >= seen.observed_at:
             self._history[minute_key] = quote
 
-    def _trim(self) -> None:
-        while len(self._history) > self.buffer_max:
-            del self._history[next(iter(self._history))]
-            self.dropped += 1
-            if not self.overflowed:
-                self.overflowed = True
-                log.error(
-                    "history_buffer_full_dropping_oldest",
-                    buffer_max=self.buffer_max,
-                    dropped_total=self.dropped,
-                )
+    async def _bump_late(self, bars: Iterable[Bar]) -> None:
+        self._late |= late_pairs(bars, datetime.now(UTC))
+        if not self._late or self.redis is None:
+            return
+        try:
+            await bump_generations(self.redis, self._late)
+        except STORE_ERRORS as exc:
+            log.warning("history_cache_bump_deferred", pairs=len(self._late), error=repr(exc))
+            return
+        self._late.clear()
 
-    async def _store(self, latest: list[Quote], history: list[Quote]) -> None:
+    @staticmethod
+    async def _store_bars(conn: asyncpg.Connection, bars: list[Bar]) -> None:
+        if not bars:
+            return
+        # A bar of a minute may be written in parts (every batch, or after an
+        # outage): merging keeps the earliest open, the latest close, the extremes.
+        await conn.executemany(
+            """INSERT INTO rate_history
+                   (direction, source, minute, open, high, low, close, open_at, close_at, samples)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               ON CONFLICT (direction, source, minute) DO UPDATE SET
+                   open = CASE WHEN excluded.open_at < rate_history.open_at
+                               THEN excluded.open ELSE rate_history.open END,
+                   close = CASE WHEN excluded.close_at >= rate_history.close_at
+                                THEN excluded.close ELSE rate_history.close END,
+                   high = greatest(rate_history.high, excluded.high),
+                   low = least(rate_history.low, excluded.low),
+                   open_at = least(rate_history.open_at, excluded.open_at),
+                   close_at = greatest(rate_history.close_at, excluded.close_at),
+                   samples = rate_history.samples + excluded.samples""",
+            [
+                (
+                    b.direction,
+                    b.source,
+                    b.minute,
+                    b.open,
+                    b.high,
+                    b.low,
+                    b.close,
+                    b.open_at,
+                    b.close_at,
+                    b.samples,
+                )
+                for b in bars
+            ],
+        )
+
+    def _trim(self) -> None:
+        dropped = _drop_oldest(self._history, self.buffer_max)
+        dropped += _drop_oldest(self._bars, self.buffer_max)
+        if not dropped:
+            return
+        self.dropped += dropped
+        if not self.overflowed:
+            self.overflowed = True
+            log.error(
+                "history_buffer_full_dropping_oldest",
+                buffer_max=self.buffer_max,
+                dropped_total=self.dropped,
+            )
+
+    async def _store(self, latest: list[Quote], history: list[Quote], bars: list[Bar]) -> None:
         async with self.db.acquire() as conn, conn.transaction():
+            await self._store_bars(conn, bars)
             if latest:
                 await conn.executemany(
                     """INSERT INTO quotes_latest (source, market, value, observed_at)
@@ -278,11 +368,14 @@ async def warm_start(redis: Redis, db: asyncpg.Pool) -> int:
 
 
 async def prune_history(db: asyncpg.Pool, keep_days: float) -> int:
-    result: str = await db.execute(
-        "DELETE FROM quote_history WHERE minute < now() - make_interval(secs => $1)",
-        keep_days * 86400,
-    )
-    return int(result.rsplit(maxsplit=1)[-1])
+    deleted = 0
+    for table in ("quote_history", "rate_history"):
+        result: str = await db.execute(
+            f"DELETE FROM {table} WHERE minute < now() - make_interval(secs => $1)",  # noqa: S608
+            keep_days * 86400,
+        )
+        deleted += int(result.rsplit(maxsplit=1)[-1])
+    return deleted
 
 
 def _minute(moment: datetime) -> datetime:

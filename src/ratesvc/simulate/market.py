@@ -7,7 +7,13 @@ import random
 from decimal import Decimal
 
 # Starting prices, in USDT on Binance and in USD/RUB on CoinGecko.
-_START = {"BTCUSDT": 67_000.0, "ETHUSDT": 3_500.0, "USDCUSDT": 1.0002, "SOLUSDT": 150.0}
+_START = {
+    "BTCUSDT": 67_000.0,
+    "ETHUSDT": 3_500.0,
+    "USDCUSDT": 1.0002,
+    "SOLUSDT": 150.0,
+    "XRPUSDT": 0.52,
+}
 _USD_RUB = 92.5
 _VOLATILITY = {"USDCUSDT": 0.00002}  # a stablecoin barely moves
 
@@ -41,6 +47,7 @@ class Market:
             "tether": 1 / self.prices["USDCUSDT"],
             "usd-coin": 1.0,
             "solana": self.prices["SOLUSDT"],
+            "ripple": self.prices["XRPUSDT"],
         }.get(coin_id)
         if usd is None:
             return None
