@@ -108,6 +108,13 @@ async def test_extra_assets_end_to_end(courses_settings: Settings) -> None:
         assert unknown.status_code == 400
         assert unknown.json()["valid"] == WITH_EXTRA
 
+        converted = await client.get(
+            "/v1/convert", params={"from": "xrp", "to": "RUB", "amount": "2"}
+        )
+        assert converted.status_code == 200, converted.text
+        assert (converted.json()["from"], converted.json()["to"]) == ("XRP", "RUB")
+        assert converted.json()["result"] > 0
+
         history = await eventually(
             lambda: client.get("/v1/courses/history", params={"direction": "sol-usd"}),
             lambda r: r.status_code == 200 and bool(r.json()["points"]),
