@@ -15,6 +15,7 @@ from ratesvc.courses.stream import cut
 from support.servers import eventually, serve_app
 
 from .conftest import Simulated
+from .test_courses_api import complete_from
 
 DEFAULT = (
     b'{"exchanger":"mixed","courses":['
@@ -55,10 +56,7 @@ async def test_stream_filter_sends_only_those_directions(
         serve_app(create_app(courses_settings)) as base,
         httpx.AsyncClient(base_url=base) as client,
     ):
-        await eventually(
-            lambda: client.get("/v1/courses"),
-            lambda r: r.status_code == 200 and len(r.json()["courses"]) == 8,
-        )
+        await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
         bad = await client.get("/v1/courses/stream", params={"direction": "BTC-EUR"})
         assert bad.status_code == 400
         assert bad.json()["detail"] == "unknown direction: BTC-EUR"
