@@ -1,10 +1,12 @@
-"""Polygon.io (Massive) aggregates simulator.
+"""Polygon.io (Massive) simulator: aggregates, daily summaries, reference data.
 
-Serves ``GET /polygon/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}``
+Serves, under ``/polygon``, ``/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}``
 with Polygon's wire format: its key order, ``results`` left out when empty,
 ``next_url`` pages with an opaque ``cursor`` and without the key, ``401`` for
 a bad key (``apiKey`` query or ``Authorization: Bearer``) and ``429`` over a
-per-minute limit.
+per-minute limit.  The same key check, limit and scripted faults guard the
+previous close, daily open/close, grouped daily bars, ticker details and
+lists, and market status (shapes and their sources: ``polygon_reference``).
 
 Bars are deterministic for any upper-case ticker: a smooth pseudo-random walk sampled
 at each bar's start, on weekdays only, intraday from 04:00 to 20:00 US
@@ -25,6 +27,7 @@ import math
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -32,6 +35,7 @@ from typing import Any, Literal
 import msgspec
 from litestar import MediaType, Request, Response, Router, get, post
 
+from ratesvc.simulate import polygon_reference as reference
 from ratesvc.stocks.timegrid import (
     DAY_MS,
     EASTERN,
@@ -48,6 +52,8 @@ MAX_LIMIT = 50_000
 DEFAULT_LIMIT = 5000
 _INTRADAY_MS = {"second": 1000, "minute": 60_000, "hour": HOUR_MS}
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
+TICKERS_DEFAULT_LIMIT = 100
+TICKERS_MAX_LIMIT = 1000
 
 Body = Literal["json", "html", "garbage"]
 
@@ -103,6 +109,8 @@ class PolygonSimulator:
     """Sleep this long before every answer (slow upstream)."""
     max_page: int = MAX_LIMIT
     """Most bars in one page whatever ``limit`` says (small to exercise next_url)."""
+    now_s: Callable[[], float] = time.time
+    """The simulator's clock (market status, "today" for the previous close)."""
     calls: list[RecordedCall] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
     _accepted: deque[float] = field(default_factory=deque, init=False, repr=False)
@@ -260,7 +268,39 @@ class PolygonSimulator:
             to: str,
         ) -> Response[bytes]:
             path = _AggsPath(ticker, multiplier, timespan, from_, to)
-            return await sim._answer(request, path)
+            return await sim._answer(request, lambda query: sim._aggs(request, query, path))
+
+        @get("/v2/aggs/ticker/{ticker:str}/prev")
+        async def previous_close(request: Request[Any, Any, Any], ticker: str) -> Response[bytes]:
+            return await sim._answer(request, lambda query: sim._previous_close(ticker, query))
+
+        @get("/v1/open-close/{ticker:str}/{day:str}")
+        async def open_close(
+            request: Request[Any, Any, Any], ticker: str, day: str
+        ) -> Response[bytes]:
+            return await sim._answer(request, lambda query: sim._open_close(ticker, day, query))
+
+        @get("/v2/aggs/grouped/locale/{locale:str}/market/{market:str}/{day:str}")
+        async def grouped(
+            request: Request[Any, Any, Any], locale: str, market: str, day: str
+        ) -> Response[bytes]:
+            return await sim._answer(
+                request, lambda query: sim._grouped(locale, market, day, query)
+            )
+
+        @get("/v3/reference/tickers/{ticker:str}")
+        async def ticker_details(request: Request[Any, Any, Any], ticker: str) -> Response[bytes]:
+            return await sim._answer(request, lambda query: sim._details(ticker))
+
+        @get("/v3/reference/tickers")
+        async def tickers(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return await sim._answer(request, lambda query: sim._tickers(request, query))
+
+        @get("/v1/marketstatus/now")
+        async def market_status(request: Request[Any, Any, Any]) -> Response[bytes]:
+            return await sim._answer(
+                request, lambda query: _json(reference.market_status(sim.now_s()))
+            )
 
         @post("/_sim/faults", status_code=200)
         async def add_fault(request: Request[Any, Any, Any]) -> dict[str, int]:
@@ -276,9 +316,16 @@ class PolygonSimulator:
         async def stats() -> dict[str, Any]:
             return {"calls": sim.call_count, "paths": [c.path for c in sim.calls[-100:]]}
 
-        return [Router(path="/polygon", route_handlers=[aggs, add_fault, reset, stats])]
+        handlers = [aggs, previous_close, open_close, grouped, ticker_details, tickers]
+        handlers += [market_status, add_fault, reset, stats]
+        return [Router(path="/polygon", route_handlers=handlers)]
 
-    async def _answer(self, request: Request[Any, Any, Any], path: _AggsPath) -> Response[bytes]:
+    async def _answer(
+        self,
+        request: Request[Any, Any, Any],
+        respond: Callable[[dict[str, str]], Response[bytes]],
+    ) -> Response[bytes]:
+        """Every endpoint: delay, scripted faults, the key, the per-minute limit, then ``respond``."""
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         query = dict(request.query_params.items())
@@ -286,7 +333,7 @@ class PolygonSimulator:
         auth = request.headers.get("authorization")
         if not key and auth and auth.lower().startswith("bearer "):
             key = auth[7:].strip()
-        response = self._respond(request, key, query, path)
+        response = self._gate(key) or respond(query)
         shown = {k: ("***" if k == "apiKey" else v) for k, v in query.items()}
         self.calls.append(
             RecordedCall(
@@ -300,20 +347,8 @@ class PolygonSimulator:
         )
         return response
 
-    def _respond(
-        self,
-        request: Request[Any, Any, Any],
-        key: str | None,
-        query: dict[str, str],
-        path: _AggsPath,
-    ) -> Response[bytes]:
-        ticker, multiplier, timespan, from_, to = (
-            path.ticker,
-            path.multiplier,
-            path.timespan,
-            path.from_,
-            path.to,
-        )
+    def _gate(self, key: str | None) -> Response[bytes] | None:
+        """The answer that comes before any data: a fault, a key refused, the limit hit."""
         if self.faults:
             fault = self.faults[0]
             fault.count -= 1
@@ -339,6 +374,18 @@ class PolygonSimulator:
                     headers,
                 )
             self._accepted.append(now)
+        return None
+
+    def _aggs(
+        self, request: Request[Any, Any, Any], query: dict[str, str], path: _AggsPath
+    ) -> Response[bytes]:
+        ticker, multiplier, timespan, from_, to = (
+            path.ticker,
+            path.multiplier,
+            path.timespan,
+            path.from_,
+            path.to,
+        )
         try:
             cursor = _parse_request(query, multiplier, timespan, from_, to)
         except ValueError as exc:
@@ -368,6 +415,108 @@ class PolygonSimulator:
             body["next_url"] = self._next_url(request, cursor)
         return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
 
+    # --- daily summaries and reference data ----------------------------------------
+
+    def day_bar(self, ticker: str, day: date, *, adjusted: bool) -> dict[str, Any] | None:
+        """The day bar of ``ticker`` on ``day`` (None on a weekend or for an unknown ticker)."""
+        start = eastern_midnight_ms(day)
+        found = self.bars(ticker, 1, "day", start, start, adjusted=adjusted)
+        return found[0] if found else None
+
+    def previous_session(self) -> date:
+        """The last weekday before today (US Eastern): the day ``/prev`` answers with."""
+        day = eastern_date(int(self.now_s() * 1000)) - timedelta(days=1)
+        while day.weekday() >= 5:
+            day -= timedelta(days=1)
+        return day
+
+    def _previous_close(self, ticker: str, query: dict[str, str]) -> Response[bytes]:
+        adjusted = query.get("adjusted", "true").lower() != "false"
+        bar = self.day_bar(ticker, self.previous_session(), adjusted=adjusted)
+        results = [{"T": ticker, **bar}] if bar else []
+        return _json(_aggs_envelope(results, adjusted, ticker=ticker))
+
+    def _open_close(self, ticker: str, day: str, query: dict[str, str]) -> Response[bytes]:
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            return _error(400, "ERROR", f"Could not parse date: {day}")
+        adjusted = query.get("adjusted", "true").lower() != "false"
+        today = eastern_date(int(self.now_s() * 1000))
+        bar = self.day_bar(ticker, when, adjusted=adjusted) if when <= today else None
+        if bar is None:
+            return _not_found("Data not found.")
+        midnight = eastern_midnight_ms(when)
+        factor = 2.0 if not adjusted and when < SPLIT_DAY else 1.0
+        body = {
+            "status": "OK",
+            "from": when.isoformat(),
+            "symbol": ticker,
+            "open": bar["o"],
+            "high": bar["h"],
+            "low": bar["l"],
+            "close": bar["c"],
+            "volume": bar["v"],
+            "preMarket": round(self._price(ticker, midnight + SESSION_OPENS_MS) * factor, 4),
+            "afterHours": round(self._price(ticker, midnight + SESSION_CLOSES_MS) * factor, 4),
+        }
+        return _json(body)
+
+    def _grouped(
+        self, locale: str, market: str, day: str, query: dict[str, str]
+    ) -> Response[bytes]:
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            return _error(400, "ERROR", f"Could not parse date: {day}")
+        adjusted = query.get("adjusted", "true").lower() != "false"
+        results: list[dict[str, Any]] = []
+        today = eastern_date(int(self.now_s() * 1000))
+        if (locale, market) == ("us", "stocks") and when <= today:
+            for ticker in reference.TICKERS:
+                bar = self.day_bar(ticker, when, adjusted=adjusted)
+                if bar is not None:
+                    results.append({"T": ticker, **bar})
+        return _json(_aggs_envelope(results, adjusted))
+
+    def _details(self, ticker: str) -> Response[bytes]:
+        found = reference.details(ticker)
+        if found is None:
+            return _not_found("Ticker not found.")
+        return _json({"results": found, "status": "OK", "request_id": uuid.uuid4().hex})
+
+    def _tickers(self, request: Request[Any, Any, Any], query: dict[str, str]) -> Response[bytes]:
+        if "cursor" in query:
+            padded = query["cursor"] + "=" * (-len(query["cursor"]) % 4)
+            try:
+                query = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=dict[str, str])
+            except (ValueError, msgspec.DecodeError):
+                return _error(400, "ERROR", "Invalid cursor")
+        try:
+            limit = int(query.get("limit", TICKERS_DEFAULT_LIMIT))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return _error(400, "ERROR", "Invalid limit")
+        limit = max(1, min(limit, TICKERS_MAX_LIMIT))
+        rows = [row for t in reference.TICKERS if (row := reference.listed(t)) is not None]
+        rows = [row for row in rows if _ticker_matches(row, query)]
+        sort = query.get("sort", "ticker")
+        if sort not in {"ticker", "name", "market", "locale", "primary_exchange", "type"}:
+            return _error(400, "ERROR", f"Invalid sort field: {sort}")
+        rows.sort(key=lambda row: str(row[sort]), reverse=query.get("order") == "desc")
+        page = rows[offset : offset + limit]
+        body: dict[str, Any] = {"results": page, "status": "OK", "request_id": uuid.uuid4().hex}
+        body["count"] = len(page)
+        if offset + limit < len(rows):
+            following = {**query, "offset": str(offset + limit), "limit": str(limit)}
+            following.pop("apiKey", None)
+            token = base64.urlsafe_b64encode(msgspec.json.encode(following)).decode().rstrip("=")
+            host = str(request.base_url).rstrip("/") + "/polygon"
+            if self.next_url_host is not None:
+                host = self.next_url_host.rstrip("/")
+            body["next_url"] = f"{host}/v3/reference/tickers?cursor={token}"
+        return _json(body)
+
     def _next_url(self, request: Request[Any, Any, Any], cursor: _Cursor) -> str:
         following = _Cursor(
             offset=cursor.offset + cursor.limit,
@@ -383,6 +532,46 @@ class PolygonSimulator:
         else:
             host = str(request.base_url).rstrip("/")
         return f"{host}{path}?cursor={token.rstrip('=')}"
+
+
+def _json(body: dict[str, Any]) -> Response[bytes]:
+    return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
+
+
+def _not_found(message: str) -> Response[bytes]:
+    body = {"status": "NOT_FOUND", "request_id": uuid.uuid4().hex, "message": message}
+    return Response(msgspec.json.encode(body), status_code=404, media_type=MediaType.JSON)
+
+
+def _aggs_envelope(
+    results: list[dict[str, Any]], adjusted: bool, *, ticker: str | None = None
+) -> dict[str, Any]:
+    """The aggregates answer around ``results``: ``ticker`` only for one ticker's bars."""
+    body: dict[str, Any] = {} if ticker is None else {"ticker": ticker}
+    body.update(queryCount=len(results), resultsCount=len(results), adjusted=adjusted)
+    if results:
+        body["results"] = results
+    body.update(status="OK", request_id=uuid.uuid4().hex, count=len(results))
+    return body
+
+
+def _ticker_matches(row: dict[str, Any], query: dict[str, str]) -> bool:
+    """``list_tickers`` filters: exact, ``.gt/.gte/.lt/.lte`` on the ticker, ``search``."""
+    ticker = str(row["ticker"])
+    checks: dict[str, Callable[[str], bool]] = {
+        "ticker": lambda v: ticker == v,
+        "ticker.gt": lambda v: ticker > v,
+        "ticker.gte": lambda v: ticker >= v,
+        "ticker.lt": lambda v: ticker < v,
+        "ticker.lte": lambda v: ticker <= v,
+        "type": lambda v: row["type"] == v,
+        "market": lambda v: row["market"] == v,
+        "exchange": lambda v: row["primary_exchange"] == v,
+        "cik": lambda v: row["cik"] == v,
+        "search": lambda v: v.lower() in ticker.lower() or v.lower() in str(row["name"]).lower(),
+        "active": lambda v: (v.lower() != "false") == row["active"],
+    }
+    return all(check(query[name]) for name, check in checks.items() if name in query)
 
 
 def _has_weekday(start: date, end: date) -> bool:
