@@ -1,4 +1,4 @@
-"""Request coalescing across processes: a short Redis lock per (series, chunk).
+"""Request coalescing across processes: a short Redis lock per chunk or document.
 
 The request that takes a chunk's lock fetches it; every other request,
 in this process or another replica, waits for the lock to go and then reads
@@ -42,46 +42,39 @@ _encode = msgspec.json.Encoder().encode
 _decode_failure = msgspec.json.Decoder(UpstreamFailure).decode
 
 
-class ChunkLocks:
+class NamedLocks:
+    """Locks and recorded failures by name: a chunk (``series|chunk``) or a document."""
+
     def __init__(self, redis: Redis, *, ttl_s: float) -> None:
         self.redis = redis
         self.ttl_ms = int(ttl_s * 1000)
         self._release = redis.register_script(_RELEASE)
 
-    async def try_lock(self, series: SeriesKey, chunks: Sequence[date]) -> tuple[list[date], str]:
-        """Lock whichever of ``chunks`` nobody else is fetching; return them and our token."""
+    async def try_lock(self, names: Sequence[str]) -> tuple[list[str], str]:
+        """Lock whichever of ``names`` nobody else holds; return them and our token."""
         token = secrets.token_hex(8)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for chunk in chunks:
-                pipe.set(
-                    keys.lock_key(series.id, chunk.isoformat()), token, nx=True, px=self.ttl_ms
-                )
+            for name in names:
+                pipe.set(keys.LOCK_PREFIX + name, token, nx=True, px=self.ttl_ms)
             results = await pipe.execute()
-        return [chunk for chunk, ok in zip(chunks, results, strict=True) if ok], token
+        return [name for name, ok in zip(names, results, strict=True) if ok], token
 
     async def release(
-        self,
-        series: SeriesKey,
-        chunks: Sequence[date],
-        token: str,
-        failure: UpstreamFailure | None = None,
+        self, names: Sequence[str], token: str, failure: UpstreamFailure | None = None
     ) -> None:
-        if not chunks:
+        if not names:
             return
         if failure is not None:
             encoded = _encode(failure)
             async with self.redis.pipeline(transaction=False) as pipe:
-                for chunk in chunks:
-                    pipe.set(
-                        keys.failure_key(series.id, chunk.isoformat()), encoded, px=FAILURE_TTL_MS
-                    )
+                for name in names:
+                    pipe.set(keys.FAILURE_PREFIX + name, encoded, px=FAILURE_TTL_MS)
                 await pipe.execute()
-        lock_keys = [keys.lock_key(series.id, c.isoformat()) for c in chunks]
-        await self._release(keys=lock_keys, args=[token])
+        await self._release(keys=[keys.LOCK_PREFIX + n for n in names], args=[token])
 
-    async def wait_unlocked(self, series: SeriesKey, chunks: Sequence[date]) -> bool:
-        """Wait until none of ``chunks`` is locked; False if that took longer than a lock lives."""
-        lock_keys = [keys.lock_key(series.id, c.isoformat()) for c in chunks]
+    async def wait_unlocked(self, names: Sequence[str]) -> bool:
+        """Wait until none of ``names`` is locked; False if that took longer than a lock lives."""
+        lock_keys = [keys.LOCK_PREFIX + n for n in names]
         deadline = time.monotonic() + self.ttl_ms / 1000 + 1
         delay = _POLL_FIRST_S
         while await self.redis.exists(*lock_keys):
@@ -91,11 +84,11 @@ class ChunkLocks:
             delay = min(delay * 2, _POLL_MAX_S)
         return True
 
-    async def failure(self, series: SeriesKey, chunks: Sequence[date]) -> UpstreamFailure | None:
-        """The failure another request recorded for any of ``chunks``, if it is recent."""
-        if not chunks:
+    async def failure(self, names: Sequence[str]) -> UpstreamFailure | None:
+        """The failure another request recorded for any of ``names``, if it is recent."""
+        if not names:
             return None
-        raw = await self.redis.mget([keys.failure_key(series.id, c.isoformat()) for c in chunks])
+        raw = await self.redis.mget([keys.FAILURE_PREFIX + n for n in names])
         for value in raw:
             if value is not None:
                 try:
@@ -103,3 +96,36 @@ class ChunkLocks:
                 except msgspec.DecodeError:
                     continue
         return None
+
+
+def _chunk_names(series: SeriesKey, chunks: Sequence[date]) -> list[str]:
+    return [f"{series.id}|{chunk.isoformat()}" for chunk in chunks]
+
+
+class ChunkLocks:
+    """``NamedLocks`` for the chunks of a series."""
+
+    def __init__(self, redis: Redis, *, ttl_s: float) -> None:
+        self.named = NamedLocks(redis, ttl_s=ttl_s)
+
+    async def try_lock(self, series: SeriesKey, chunks: Sequence[date]) -> tuple[list[date], str]:
+        """Lock whichever of ``chunks`` nobody else is fetching; return them and our token."""
+        names = _chunk_names(series, chunks)
+        owned, token = await self.named.try_lock(names)
+        mine = set(owned)
+        return [c for c, n in zip(chunks, names, strict=True) if n in mine], token
+
+    async def release(
+        self,
+        series: SeriesKey,
+        chunks: Sequence[date],
+        token: str,
+        failure: UpstreamFailure | None = None,
+    ) -> None:
+        await self.named.release(_chunk_names(series, chunks), token, failure)
+
+    async def wait_unlocked(self, series: SeriesKey, chunks: Sequence[date]) -> bool:
+        return await self.named.wait_unlocked(_chunk_names(series, chunks))
+
+    async def failure(self, series: SeriesKey, chunks: Sequence[date]) -> UpstreamFailure | None:
+        return await self.named.failure(_chunk_names(series, chunks))

@@ -8,12 +8,16 @@ from ratesvc.pipelined import PipelinedRedis
 from ratesvc.services import Services
 from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.cache import BarStore
-from ratesvc.stocks.coalesce import ChunkLocks
+from ratesvc.stocks.coalesce import ChunkLocks, NamedLocks
+from ratesvc.stocks.docstore import DocStore
+from ratesvc.stocks.gateway import Gateway
+from ratesvc.stocks.gateway_routes import GATEWAY_KEY, GATEWAY_ROUTES
 from ratesvc.stocks.metrics import StocksStats
 from ratesvc.stocks.recent import RecentSeries
 from ratesvc.stocks.refresher import Refresher
 from ratesvc.stocks.routes import EXTRAS_KEY, STOCK_ROUTES
 from ratesvc.stocks.service import StockBars
+from ratesvc.stocks.sessions import Sessions
 from ratesvc.stocks.upstream import PolygonClient
 
 log = get_logger("stocks")
@@ -65,6 +69,16 @@ async def start(services: Services) -> None:
         recent=recent,
     )
     services.extras[EXTRAS_KEY] = bars
+    docs = DocStore(services.redis, reader=reader)
+    services.extras[GATEWAY_KEY] = Gateway(
+        redis=services.redis,
+        docs=docs,
+        locks=NamedLocks(services.redis, ttl_s=lock_ttl_s),
+        client=client,
+        bars=bars,
+        sessions=Sessions(docs, settle_s=settings.stocks_settle_s),
+        stats=stats,
+    )
     services.metric_sources.append(stats.collect)
     refresher = Refresher(
         bars=bars,
@@ -84,4 +98,4 @@ async def stop(services: Services) -> None:
         await reader.aclose()
 
 
-FEATURE = Feature(name="stocks", routes=STOCK_ROUTES, start=start, stop=stop)
+FEATURE = Feature(name="stocks", routes=[*STOCK_ROUTES, *GATEWAY_ROUTES], start=start, stop=stop)

@@ -38,3 +38,32 @@ def ticker_pattern(ticker: str) -> str:
     """SCAN pattern for every series hash of ``ticker`` (glob characters escaped)."""
     escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in ticker)
     return f"{BARS_PREFIX}{escaped}|*"
+
+
+DOC_PREFIX = "ratesvc:stocks:doc:"
+"""String per cached Polygon document (see docstore.py): ``TICKER|endpoint|path?query``
+for one ticker's documents, ``@endpoint|path?query`` for the others (``@`` starts no ticker)."""
+GROUPED_INDEX_PREFIX = "ratesvc:stocks:grouped:"
+"""Hash per grouped-daily document (``date|a/u``): ticker -> its bar; ``@`` -> bar count."""
+
+
+def doc_name(ticker: str | None, endpoint: str, rest: str) -> str:
+    """A document's name, also the suffix of its lock and failure keys."""
+    return f"{ticker}|{endpoint}|{rest}" if ticker is not None else f"@{endpoint}|{rest}"
+
+
+def doc_key(name: str) -> str:
+    return DOC_PREFIX + name
+
+
+def doc_ticker_pattern(ticker: str) -> str:
+    """SCAN pattern for every document of ``ticker``."""
+    return f"{DOC_PREFIX}{_escape(ticker)}|*"
+
+
+def grouped_index_key(day: str, adjusted: bool) -> str:
+    return f"{GROUPED_INDEX_PREFIX}{day}|{'a' if adjusted else 'u'}"
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

@@ -14,10 +14,10 @@ from ratesvc.stocks.models import CacheStatus
 
 @dataclass
 class StocksStats:
-    upstream_calls: Counter[str] = field(default_factory=Counter)
-    """Calls made to Polygon, by outcome (``ok`` or a failure kind)."""
-    answers: Counter[CacheStatus] = field(default_factory=Counter)
-    """Answers served, by X-Cache status."""
+    upstream_calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls made to Polygon, by endpoint and outcome (``ok`` or a failure kind)."""
+    answers: Counter[tuple[str, CacheStatus]] = field(default_factory=Counter)
+    """Answers served, by endpoint and X-Cache status."""
     chunks: Counter[str] = field(default_factory=Counter)
     """Chunks an answer used, by where they came from (``cache``, ``upstream``, ``stale``)."""
     coalesced_waits: int = 0
@@ -27,27 +27,34 @@ class StocksStats:
 
     def collect(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
-            "ratesvc_stocks_upstream_calls", "Calls made to Polygon", labels=["outcome"]
+            "ratesvc_stocks_upstream_calls",
+            "Calls made to Polygon",
+            labels=["endpoint", "outcome"],
         )
-        for outcome, count in sorted(self.upstream_calls.items()):
-            calls.add_metric([outcome], count)
+        for (endpoint, outcome), count in sorted(self.upstream_calls.items()):
+            calls.add_metric([endpoint, outcome], count)
         yield calls
         answers = CounterMetricFamily(
-            "ratesvc_stocks_answers", "Stock bar answers by X-Cache status", labels=["cache"]
+            "ratesvc_stocks_answers",
+            "Polygon gateway answers by endpoint and X-Cache status",
+            labels=["endpoint", "cache"],
         )
-        for status, count in sorted(self.answers.items()):
-            answers.add_metric([status], count)
+        for (endpoint, status), count in sorted(self.answers.items()):
+            answers.add_metric([endpoint, status], count)
         yield answers
+        by_status: Counter[CacheStatus] = Counter()
+        for (_, status), count in self.answers.items():
+            by_status[status] += count
         hits = CounterMetricFamily(
             "ratesvc_stocks_cache_hits", "Answers served from the cache alone (X-Cache HIT)"
         )
-        hits.add_metric([], self.answers["HIT"])
+        hits.add_metric([], by_status["HIT"])
         yield hits
         misses = CounterMetricFamily(
             "ratesvc_stocks_cache_misses",
             "Answers that needed an upstream call (X-Cache MISS or PARTIAL)",
         )
-        misses.add_metric([], self.answers["MISS"] + self.answers["PARTIAL"])
+        misses.add_metric([], by_status["MISS"] + by_status["PARTIAL"])
         yield misses
         chunks = CounterMetricFamily(
             "ratesvc_stocks_chunks", "Cache chunks used by answers", labels=["source"]

@@ -146,7 +146,7 @@ class RawAggregates:
         try:
             page = await bars.answer(query)
         except (UpstreamError, RedisError) as exc:
-            response = _failure(exc)
+            response = failure_response(exc)
             request: Request[Any, Any, Any] = Request(scope, receive)
             await response.to_asgi_response(None, request)(scope, receive, send)
             return
@@ -175,7 +175,7 @@ class RawAggregates:
         await send(end)
 
 
-def _failure(exc: UpstreamError | RedisError) -> Response[Any]:
+def failure_response(exc: UpstreamError | RedisError) -> Response[Any]:
     if isinstance(exc, UpstreamError):
         failure = exc.failure
         headers = {"X-Cache": "MISS", **failure.headers()}
@@ -227,7 +227,7 @@ async def aggregates(
     try:
         page = await bars.answer(query)
     except (UpstreamError, RedisError) as exc:
-        return _failure(exc)
+        return failure_response(exc)
     return _render(request, query, page)
 
 

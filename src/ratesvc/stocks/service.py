@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypeVar
 
 import msgspec
 
@@ -45,6 +46,8 @@ from ratesvc.stocks.timegrid import (
 from ratesvc.stocks.upstream import AcquireSlot, PolygonClient
 
 log = get_logger("stocks.service")
+
+T = TypeVar("T")
 
 MAX_BATCHES = 4
 MAX_CHUNKS_PER_PAGE = 400
@@ -84,6 +87,18 @@ class _Sources:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def pausing_on_429(budget: UpstreamBudget, call: Awaitable[T]) -> T:
+    """Await an upstream call; Polygon's 429 pauses every replica for its Retry-After."""
+    try:
+        return await call
+    except UpstreamError as exc:
+        if exc.failure.kind != "rate_limited":
+            raise
+        paused_s = await budget.pause(exc.failure.retry_after_s)
+        failure = msgspec.structs.replace(exc.failure, retry_after_s=paused_s)
+        raise UpstreamError(failure) from None
 
 
 def runs_of(chunks: Sequence[date], span_next: Callable[[date], date]) -> list[list[date]]:
@@ -170,7 +185,7 @@ class StockBars:
             # Out of batches before out of range: continue at the next unread chunk.
             next_from = self._boundary(query, chunks[taken], span)
         answer = sources.cache_status()
-        self.stats.answers[answer] += 1
+        self.stats.answers[("aggs", answer)] += 1
         status = "DELAYED" if "DELAYED" in sources.statuses else "OK"
         return Page(
             fragments=fragments, count=have, status=status, cache=answer, next_from_ms=next_from
@@ -326,16 +341,10 @@ class StockBars:
         span = CHUNK_SPAN[series.timespan]
         fetched: dict[date, CachedChunk] = {}
         for run in runs_of(chunks, lambda c: next_chunk(c, span)):
-            try:
-                got = await self.client.fetch_range(
-                    series, run[0], chunk_last_day(run[-1], span), acquire
-                )
-            except UpstreamError as exc:
-                if exc.failure.kind != "rate_limited":
-                    raise
-                paused_s = await self.budget.pause(exc.failure.retry_after_s)
-                failure = msgspec.structs.replace(exc.failure, retry_after_s=paused_s)
-                raise UpstreamError(failure) from None
+            got = await pausing_on_429(
+                self.budget,
+                self.client.fetch_range(series, run[0], chunk_last_day(run[-1], span), acquire),
+            )
             fetched_at = now_ms()
             grouped: dict[date, list[Bar]] = {chunk: [] for chunk in run}
             # Sorted and deduplicated by time, whatever order the pages came in.

@@ -1,4 +1,4 @@
-"""Polygon's aggregates endpoint: one range fetch, following ``next_url`` pages.
+"""Calls to Polygon: an aggregates range (following ``next_url`` pages), or one document.
 
 The API key goes only here, in an ``Authorization: Bearer`` header (what
 Polygon's own client sends), re-added to every ``next_url`` page (Polygon
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import httpx
 import msgspec
@@ -31,7 +32,7 @@ log = get_logger("stocks.upstream")
 PAGE_LIMIT = 50_000
 MAX_PAGES = 50
 MAX_RETRY_AFTER_S = 600.0
-_API_PREFIX = "/v2/"
+_API_PATH = re.compile(r"/v[0-9]+/")
 
 _decode_page = msgspec.json.Decoder(PolygonAggsPage).decode
 _decode_error = msgspec.json.Decoder(PolygonErrorBody).decode
@@ -90,14 +91,13 @@ class PolygonClient:
 
     def _follow(self, next_url: str) -> tuple[str, list[tuple[str, str]]]:
         """``next_url`` rebased on our base URL, its query kept, the key left for us to add."""
-        parts = urlsplit(next_url)
-        start = parts.path.find(_API_PREFIX)
-        if start < 0:
-            raise UpstreamError(
-                UpstreamFailure(kind="unavailable", detail="Polygon sent an unusable next_url")
-            )
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "apiKey"]
-        return self.base_url + parts.path[start:], query
+        path, query = _api_path_and_query(next_url)
+        return self.base_url + path, query
+
+    def local_next_url(self, next_url: str) -> str:
+        """``next_url`` as a path and query on this service: the host dropped, no key."""
+        path, query = _api_path_and_query(next_url)
+        return f"{path}?{urlencode(query)}" if query else path
 
     async def fetch_range(
         self, series: SeriesKey, first_day: date, last_day: date, acquire: AcquireSlot
@@ -128,6 +128,19 @@ class PolygonClient:
             url, query = self._follow(page.next_url)
         return FetchedRange(bars=bars, status=status, calls=calls)
 
+    async def fetch_document(
+        self, endpoint: str, path: str, query: Sequence[tuple[str, str]], acquire: AcquireSlot
+    ) -> tuple[int, bytes]:
+        """One call to ``path`` (Polygon's, from ``/v1/`` on): its status (200 or 404) and body.
+
+        A 404 with Polygon's JSON error body is an answer (no such day or
+        ticker), passed on and cached like any other.
+        """
+        await acquire()
+        where = {"endpoint": endpoint, "path": path}
+        response = await self._send(where, self.base_url + path, query, passthrough=404)
+        return response.status_code, response.content
+
     async def _get_page(
         self,
         series: SeriesKey,
@@ -137,9 +150,43 @@ class PolygonClient:
         query: list[tuple[str, str]],
     ) -> PolygonAggsPage:
         where = {
+            "endpoint": "aggs",
             "ticker": series.ticker,
             "range": f"{series.multiplier}/{series.timespan}/{first_day}/{last_day}",
         }
+        started = time.perf_counter()
+        response = await self._send(where, url, query)
+        try:
+            page = _decode_page(response.content)
+        except msgspec.DecodeError:
+            self._fail("unavailable", where, started, status=response.status_code)
+            raise UpstreamError(
+                UpstreamFailure(kind="unavailable", detail="Polygon sent an unreadable answer")
+            ) from None
+        if page.status in {"ERROR", "NOT_AUTHORIZED"}:
+            # Some plans answer "not entitled" with a 200 and this status.
+            self._fail("not_entitled", where, started, status=response.status_code)
+            raise UpstreamError(
+                UpstreamFailure(kind="not_entitled", detail="Polygon refused this data range")
+            )
+        self.stats.upstream_calls[("aggs", "ok")] += 1
+        log.debug(
+            "polygon_page",
+            **where,
+            bars=len(page.results or ()),
+            more=bool(page.next_url),
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return page
+
+    async def _send(
+        self,
+        where: dict[str, str],
+        url: str,
+        query: Sequence[tuple[str, str]],
+        passthrough: int | None = None,
+    ) -> httpx.Response:
+        """GET with the service's key; a transport failure or refusal becomes UpstreamError."""
         started = time.perf_counter()
         try:
             response = await self.http.get(
@@ -155,35 +202,23 @@ class PolygonClient:
             raise UpstreamError(
                 UpstreamFailure(kind="unavailable", detail="Polygon could not be reached")
             ) from None
+        if (
+            passthrough is not None
+            and response.status_code == passthrough
+            and _decode_error_or_none(response.content) is not None
+        ):
+            self.stats.upstream_calls[(where["endpoint"], "ok")] += 1
+            return response
         failure = self._classify(response)
         if failure is not None:
             self._fail(failure.kind, where, started, status=response.status_code)
             raise UpstreamError(failure)
-        try:
-            page = _decode_page(response.content)
-        except msgspec.DecodeError:
-            self._fail("unavailable", where, started, status=response.status_code)
-            raise UpstreamError(
-                UpstreamFailure(kind="unavailable", detail="Polygon sent an unreadable answer")
-            ) from None
-        if page.status in {"ERROR", "NOT_AUTHORIZED"}:
-            # Some plans answer "not entitled" with a 200 and this status.
-            self._fail("not_entitled", where, started, status=response.status_code)
-            raise UpstreamError(
-                UpstreamFailure(kind="not_entitled", detail="Polygon refused this data range")
-            )
-        self.stats.upstream_calls["ok"] += 1
-        log.debug(
-            "polygon_page",
-            **where,
-            bars=len(page.results or ()),
-            more=bool(page.next_url),
-            ms=round((time.perf_counter() - started) * 1000, 1),
-        )
-        return page
+        if passthrough is not None:
+            self.stats.upstream_calls[(where["endpoint"], "ok")] += 1
+        return response
 
     def _fail(self, kind: str, where: dict[str, str], started: float, **extra: object) -> None:
-        self.stats.upstream_calls[kind] += 1
+        self.stats.upstream_calls[(where["endpoint"], kind)] += 1
         ms = round((time.perf_counter() - started) * 1000, 1)
         log.warning("polygon_call_failed", kind=kind, ms=ms, **where, **extra)
 
@@ -225,3 +260,22 @@ class PolygonClient:
             return ""  # an HTML error page or a proxy's text: nothing worth repeating
         text = body.error or body.message or ""
         return scrub(text, (self.api_key,))[:300]
+
+
+def _decode_error_or_none(content: bytes) -> PolygonErrorBody | None:
+    try:
+        return _decode_error(content)
+    except msgspec.DecodeError:
+        return None
+
+
+def _api_path_and_query(next_url: str) -> tuple[str, list[tuple[str, str]]]:
+    """The API path (from ``/v1/``, ``/v2/``, ``/v3/`` on) and query of an upstream URL, no key."""
+    parts = urlsplit(next_url)
+    found = _API_PATH.search(parts.path)
+    if found is None:
+        raise UpstreamError(
+            UpstreamFailure(kind="unavailable", detail="Polygon sent an unusable next_url")
+        )
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "apiKey"]
+    return parts.path[found.start() :], query
