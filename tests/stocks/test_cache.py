@@ -207,11 +207,11 @@ async def test_metrics_count_calls_hits_misses_and_coalesced_waits(
 
     text = (await client.get("/metrics")).text
 
-    assert 'ratesvc_stocks_upstream_calls_total{outcome="ok"} 1.0' in text
+    assert 'ratesvc_stocks_upstream_calls_total{endpoint="aggs",outcome="ok"} 1.0' in text
     assert "ratesvc_stocks_cache_hits_total 1.0" in text
     assert "ratesvc_stocks_cache_misses_total 1.0" in text
     assert "ratesvc_stocks_coalesced_waits_total 4.0" in text
-    assert 'ratesvc_stocks_answers_total{cache="COALESCED"} 4.0' in text
+    assert 'ratesvc_stocks_answers_total{cache="COALESCED",endpoint="aggs"} 4.0' in text
 
 
 @pytest.mark.parametrize("adjusted_only", [False, True])
