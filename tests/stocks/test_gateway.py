@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from ratesvc.simulate import polygon_reference as reference
 from ratesvc.simulate.polygon import PolygonSimulator
 from ratesvc.stocks import keys
-from ratesvc.stocks.docstore import Document, DocStore
+from ratesvc.stocks.docstore import DocStore, Document
 from ratesvc.stocks.purge import purge_ticker
 from ratesvc.stocks.timegrid import eastern_today
 from stocks.conftest import API_KEY, ServeStocks
@@ -177,9 +177,7 @@ async def test_concurrent_identical_requests_make_one_call(
     client: httpx.AsyncClient, polygon: PolygonSimulator
 ) -> None:
     polygon.delay_s = 0.3
-    responses = await asyncio.gather(
-        *(client.get("/v3/reference/tickers/MSFT") for _ in range(8))
-    )
+    responses = await asyncio.gather(*(client.get("/v3/reference/tickers/MSFT") for _ in range(8)))
     assert {r.status_code for r in responses} == {200}
     assert Counter(r.headers["X-Cache"] for r in responses) == {"MISS": 1, "COALESCED": 7}
     assert polygon.call_count == 1
@@ -322,9 +320,7 @@ async def test_purge_clears_a_tickers_gateway_answers(
         assert (await client.get(path)).status_code == 200
     await purge_ticker(redis, "AAPL")
 
-    names = sorted(
-        [k.decode() async for k in redis.scan_iter(match=keys.DOC_PREFIX + "*")]
-    )
+    names = sorted([k.decode() async for k in redis.scan_iter(match=keys.DOC_PREFIX + "*")])
     left = [name.removeprefix(keys.DOC_PREFIX) for name in names]
     assert "MSFT|ticker_details|" in left
     assert not [name for name in left if name.startswith(("AAPL|", "@grouped|"))]
