@@ -20,15 +20,13 @@ from urllib.parse import quote, urlencode
 
 from ratesvc.stocks import keys
 from ratesvc.stocks.docstore import FOREVER, Document
-from ratesvc.stocks.query import QueryError
+from ratesvc.stocks.query import QueryError, check_ticker
 from ratesvc.stocks.sessions import Sessions, previous_close_changes_ms
 from ratesvc.stocks.timegrid import eastern_midnight_ms
 
 if TYPE_CHECKING:
     from ratesvc.stocks.gateway import Answer, Gateway
 
-# Polygon tickers: AAPL, BRK.A, X:BTCUSD, C:EURUSD, I:SPX, O:SPY251219C00650000.
-_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_-]{0,39}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _BOOLEANS = frozenset({"adjusted", "include_otc", "active"})
@@ -148,11 +146,7 @@ class DocRequest:
 
 def _check_path(name: str, value: str) -> str:
     if name == "ticker":
-        if not _TICKER.match(value):
-            raise QueryError(
-                f"ticker {value!r} is malformed: expected letters, digits and . : _ - "
-                "(like AAPL, BRK.A or X:BTCUSD), at most 40 characters"
-            )
+        check_ticker(value)
         return value
     if name == "date":
         return _check_date(name, value)

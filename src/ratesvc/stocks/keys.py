@@ -9,9 +9,10 @@ from __future__ import annotations
 BARS_PREFIX = "ratesvc:stocks:bars:"
 """Hash per series: chunk -> CachedChunk (header line + bars JSON).  No TTL (see cache.py)."""
 LOCK_PREFIX = "ratesvc:stocks:lock:"
-"""String per (series, chunk) being fetched: the owner's token.  TTL: a fetch's worst case."""
+"""String per chunk (``series|chunk``) or document being fetched: the owner's token.
+TTL: a fetch's worst case."""
 FAILURE_PREFIX = "ratesvc:stocks:failed:"
-"""String per (series, chunk) whose fetch just failed: the failure, for waiters.  TTL 5 s."""
+"""String per chunk or document whose fetch just failed: the failure, for waiters.  TTL 5 s."""
 RECENT = "ratesvc:stocks:recent"
 """Sorted set: series id -> last time (ms) a request touched its open session."""
 BUDGET_CALLS = "ratesvc:stocks:budget:calls"
@@ -26,18 +27,9 @@ def bars_key(series_id: str) -> str:
     return BARS_PREFIX + series_id
 
 
-def lock_key(series_id: str, chunk: str) -> str:
-    return f"{LOCK_PREFIX}{series_id}|{chunk}"
-
-
-def failure_key(series_id: str, chunk: str) -> str:
-    return f"{FAILURE_PREFIX}{series_id}|{chunk}"
-
-
 def ticker_pattern(ticker: str) -> str:
     """SCAN pattern for every series hash of ``ticker`` (glob characters escaped)."""
-    escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in ticker)
-    return f"{BARS_PREFIX}{escaped}|*"
+    return f"{BARS_PREFIX}{_escape(ticker)}|*"
 
 
 DOC_PREFIX = "ratesvc:stocks:doc:"

@@ -76,6 +76,15 @@ def _flag(params: Mapping[str, str], name: str, default: bool) -> bool:
     raise QueryError(f"`{name}` must be true or false, not {raw!r}")
 
 
+def check_ticker(ticker: str) -> None:
+    """Raise QueryError unless ``ticker`` is spelled as Polygon's tickers are."""
+    if not _TICKER.match(ticker):
+        raise QueryError(
+            f"ticker {ticker!r} is malformed: expected letters, digits and . : _ - "
+            "(like AAPL, BRK.A or X:BTCUSD), at most 40 characters"
+        )
+
+
 def parse_aggs_query(
     ticker: str,
     multiplier: str,
@@ -86,11 +95,7 @@ def parse_aggs_query(
     params: Mapping[str, str],
 ) -> AggsQuery:
     """Check every part of the request; raise QueryError naming the first bad one."""
-    if not _TICKER.match(ticker):
-        raise QueryError(
-            f"ticker {ticker!r} is malformed: expected letters, digits and . : _ - "
-            "(like AAPL, BRK.A or X:BTCUSD), at most 40 characters"
-        )
+    check_ticker(ticker)
     if not _POSITIVE_INT.match(multiplier) or int(multiplier) < 1:
         raise QueryError(f"multiplier {multiplier!r} must be a positive integer")
     if timespan not in TIMESPANS:
