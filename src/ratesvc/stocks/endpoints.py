@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _BOOLEANS = frozenset({"adjusted", "include_otc", "active"})
+_DEFAULTS = {"adjusted": "true", "include_otc": "false"}
+"""Polygon's defaults: asking for one explicitly is the same answer as leaving it out."""
 _MAX_VALUE = 200
 
 
@@ -111,8 +113,11 @@ class Endpoint:
         forwarded = []
         for name in self.params:
             value = query.get(name, "")
-            if value != "":  # an empty value means the same as none, as Polygon reads it
-                forwarded.append((name, _check_query(name, value)))
+            if value == "":  # an empty value means the same as none, as Polygon reads it
+                continue
+            value = _check_query(name, value)
+            if _DEFAULTS.get(name) != value:
+                forwarded.append((name, value))
         return DocRequest(self, checked, tuple(sorted(forwarded)))
 
 

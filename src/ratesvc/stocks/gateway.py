@@ -85,6 +85,8 @@ class Gateway:
             if request.endpoint.local is not None:
                 local = await request.endpoint.local(self, request)
                 if local is not None:
+                    # Kept like a fetched answer, so the next ask is a single read.
+                    await self._keep(request, local.status, local.body)
                     return self.served(request, local)
             document, cache = await self._coalesced(request)
         except UpstreamError as exc:
@@ -128,13 +130,16 @@ class Gateway:
                 endpoint.name, request.upstream_path, request.query, self.bars.user_slot
             ),
         )
-        body = self._checked(request, body)
-        now = now_ms()
-        fresh_until = await endpoint.freshness.fresh_until(request, now, self.sessions)
-        document = Document(now, fresh_until, status, body)
-        await self.docs.save(request.name, document)
+        document = await self._keep(request, status, self._checked(request, body))
         if endpoint.after_fetch is not None:
             await endpoint.after_fetch(self, request, document)
+        return document
+
+    async def _keep(self, request: DocRequest, status: int, body: bytes) -> Document:
+        now = now_ms()
+        fresh_until = await request.endpoint.freshness.fresh_until(request, now, self.sessions)
+        document = Document(now, fresh_until, status, body)
+        await self.docs.save(request.name, document)
         return document
 
     def _checked(self, request: DocRequest, body: bytes) -> bytes:

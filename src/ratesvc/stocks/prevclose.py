@@ -119,7 +119,7 @@ async def _from_grouped(
         cache: CacheStatus = "HIT"
         if count is None:
             grouped = GROUPED.request(
-                {"date": day.isoformat()}, {"adjusted": "true" if adjusted else "false"}
+                {"date": day.isoformat()}, {} if adjusted else {"adjusted": "false"}
             )
             answer = await gateway.document(grouped)
             cache = answer.cache
