@@ -1,8 +1,12 @@
-"""Stock bars: a caching proxy in front of Polygon.io aggregates.
+"""Stock bars and a Polygon gateway: a caching proxy in front of Polygon.io.
 
 ``GET /v1/stocks/aggs/{ticker}/range/{multiplier}/{timespan}/{from}/{to}`` and
 Polygon's own path ``/v2/aggs/ticker/...`` answer in Polygon's shape, so
-Polygon's clients work with their base URL pointed at ratesvc.
+Polygon's clients work with their base URL pointed at ratesvc.  So do the
+other endpoints a charting frontend calls (previous close, daily open/close,
+grouped daily bars, ticker details and list, market status), each declared
+once in ``catalog`` and served by ``gateway`` as whole cached documents
+(``docstore``) through the same locks and budget.
 
 How it saves upstream calls:
 
