@@ -351,8 +351,8 @@ def _normalised(body: bytes) -> object:
 
 async def _wrong_answers(
     answers: dict[str, tuple[int, bytes]], asks: list[Ask], polygon_url: str
-) -> list[str]:
-    """Distinct URLs whose answer differs from what the simulator itself answers."""
+) -> tuple[list[str], int]:
+    """Distinct URLs whose answer differs from the simulator's own, and how many were checked."""
     endpoint = {ask.url: ask.endpoint for ask in asks}
     rng = random.Random(0)
     charts = sorted(url for url in answers if endpoint[url] == "aggs")
@@ -367,7 +367,7 @@ async def _wrong_answers(
             status, body = answers[url]
             if direct.status_code != status or _normalised(direct.content) != _normalised(body):
                 wrong.append(url)
-    return wrong
+    return wrong, len(checked)
 
 
 async def _measure(
@@ -402,7 +402,7 @@ async def _measure(
     calls = polygon.call_count
     distinct = len(answers)
     ratio = calls / distinct
-    wrong = await _wrong_answers(answers, asks, polygon_url)
+    wrong, checked = await _wrong_answers(answers, asks, polygon_url)
     print(f"requests replayed:        {len(asks)} ({bars} bars served in {wall_s:.1f} s)")
     print(f"X-Cache:                  {dict(sorted(statuses.items()))}")
     print("per endpoint:             distinct URLs / upstream calls / ratio")
@@ -414,7 +414,10 @@ async def _measure(
     print(f"distinct request URLs:    {distinct}  (a URL-keyed cache fetches each once)")
     print(f"upstream calls:           {calls}")
     print(f"calls / distinct URLs:    {ratio:.3f}  (target <= 0.25)")
-    print(f"wrong answers:            {len(wrong)} of {distinct} URLs checked or sampled")
+    print(
+        f"wrong answers:            {len(wrong)} of {checked} URLs checked (every gateway URL, "
+        f"{AGGS_CHECKED} chart URLs sampled)"
+    )
     for url in wrong[:10]:
         print(f"  WRONG {url}")
     print(f"cache hit rate:           {statuses['HIT'] / len(asks):.1%}")
