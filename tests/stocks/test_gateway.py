@@ -343,3 +343,22 @@ async def test_metrics_carry_the_endpoint(
     assert 'ratesvc_stocks_answers_total{cache="HIT",endpoint="ticker_details"} 1.0' in text
     assert API_KEY not in text
     assert msgspec.json.decode((await client.get("/v1/health")).content)
+
+
+async def test_purge_adjusted_only_keeps_unadjusted_answers(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    for adjusted in ("true", "false"):
+        for path in (
+            f"/v1/open-close/AAPL/{PAST}",
+            f"/v2/aggs/grouped/locale/us/market/stocks/{PAST}",
+        ):
+            response = await client.get(path, params={"adjusted": adjusted})
+            assert response.status_code == 200
+    await purge_ticker(redis, "AAPL", adjusted_only=True)
+
+    left = sorted([k.decode() async for k in redis.scan_iter(match=keys.DOC_PREFIX + "*")])
+    assert [name.removeprefix(keys.DOC_PREFIX) for name in left] == [
+        f"@grouped|{PAST}?adjusted=false",
+        f"AAPL|open_close|{PAST}?adjusted=false",
+    ]
