@@ -184,6 +184,22 @@ async def test_concurrent_identical_requests_make_one_call(
     assert polygon.call_count == 1
 
 
+async def test_two_replicas_make_one_call_between_them(
+    serve_stocks: ServeStocks, polygon: PolygonSimulator
+) -> None:
+    polygon.delay_s = 0.3
+    async with serve_stocks() as one, serve_stocks() as two:
+        responses = await asyncio.gather(
+            *(
+                http.get("/v2/aggs/grouped/locale/us/market/stocks/2024-06-26")
+                for http in [one, two] * 4
+            )
+        )
+    assert {r.status_code for r in responses} == {200}
+    assert Counter(r.headers["X-Cache"] for r in responses) == {"MISS": 1, "COALESCED": 7}
+    assert polygon.call_count == 1
+
+
 async def test_a_past_day_is_kept_forever_today_briefly(
     client: httpx.AsyncClient, polygon: PolygonSimulator, redis: Redis
 ) -> None:
