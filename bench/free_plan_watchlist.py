@@ -20,10 +20,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from litestar import Litestar
-from stocks_workload import ratesvc_process, serve
+from stocks_workload import stocks_service
 
-from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
 from ratesvc.log import configure_logging
 from ratesvc.simulate.polygon import PolygonSimulator
 from ratesvc.simulate.polygon_reference import TICKERS
@@ -47,39 +45,24 @@ def summary(answers: list[tuple[httpx.Response, float]]) -> str:
 
 
 async def main(work_dir: Path) -> None:
-    redis = EmbeddedRedis(work_dir / "redis", persistent=False).start()
-    postgres = EmbeddedPostgres(work_dir / "postgres" / "data").start()
     polygon = PolygonSimulator(seed=1, calls_per_minute=5)
-    try:
-        simulator = Litestar(polygon.routes(), openapi_config=None, logging_config=None)
-        async with serve(simulator) as polygon_base:
-            environment = {
-                "RATESVC_REDIS_URL": redis.url,
-                "RATESVC_DATABASE_URL": postgres.url,
-                "RATESVC_POLYGON_URL": f"{polygon_base}/polygon",
-                "RATESVC_POLYGON_API_KEY": "bench-key",
-                "RATESVC_POLYGON_CALLS_PER_MINUTE": "5",
-                "RATESVC_LOG_LEVEL": "WARNING",
-            }
-            async with (
-                ratesvc_process(environment) as base,
-                httpx.AsyncClient(base_url=base, timeout=60) as client,
-            ):
-                started = time.monotonic()
-                page = [f"/v2/aggs/ticker/{t}/prev" for t in WATCHLIST]
-                page += [f"/v3/reference/tickers/{WATCHLIST[0]}", "/v1/marketstatus/now"]
-                answers = await asyncio.gather(*(timed(client, p, started) for p in page))
-                print(f"cold watchlist page ({len(page)} requests): {summary(answers)}")
-                print(f"  upstream calls: {polygon.call_count} (plan: 5 a minute)")
-                started = time.monotonic()
-                more = [f"/v3/reference/tickers/{t}" for t in WATCHLIST[1:]]
-                answers = await asyncio.gather(*(timed(client, p, started) for p in more))
-                print(f"then details of {len(more)} more tickers: {summary(answers)}")
-                print(f"  upstream calls in all: {polygon.call_count}; Polygon 429s: "
-                      f"{sum(1 for c in polygon.calls if c.status == 429)}")  # fmt: skip
-    finally:
-        postgres.stop()
-        redis.stop()
+    plan = {"RATESVC_POLYGON_CALLS_PER_MINUTE": "5"}
+    async with (
+        stocks_service(work_dir, polygon, plan) as (base, _),
+        httpx.AsyncClient(base_url=base, timeout=60) as client,
+    ):
+        started = time.monotonic()
+        page = [f"/v2/aggs/ticker/{t}/prev" for t in WATCHLIST]
+        page += [f"/v3/reference/tickers/{WATCHLIST[0]}", "/v1/marketstatus/now"]
+        answers = await asyncio.gather(*(timed(client, p, started) for p in page))
+        print(f"cold watchlist page ({len(page)} requests): {summary(answers)}")
+        print(f"  upstream calls: {polygon.call_count} (plan: 5 a minute)")
+        started = time.monotonic()
+        more = [f"/v3/reference/tickers/{t}" for t in WATCHLIST[1:]]
+        answers = await asyncio.gather(*(timed(client, p, started) for p in more))
+        print(f"then details of {len(more)} more tickers: {summary(answers)}")
+        refused = sum(1 for c in polygon.calls if c.status == 429)
+        print(f"  upstream calls in all: {polygon.call_count}; Polygon 429s: {refused}")
 
 
 if __name__ == "__main__":

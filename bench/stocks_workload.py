@@ -304,13 +304,16 @@ async def ratesvc_process(environment: dict[str, str]) -> AsyncIterator[str]:
         await process.wait()
 
 
-async def replay(asks: list[Ask], work_dir: Path, *, strict: bool = False) -> int:
-    if len(CORES) > 1:
-        # Inherited by Redis, PostgreSQL and ratesvc; ratesvc then moves to its own core.
-        os.sched_setaffinity(0, set(CORES[1:]))
+@asynccontextmanager
+async def stocks_service(
+    work_dir: Path, polygon: PolygonSimulator, settings: dict[str, str]
+) -> AsyncIterator[tuple[str, str]]:
+    """Embedded Redis and PostgreSQL, ``polygon`` served here, ratesvc in a child process.
+
+    Yields ratesvc's base URL and the simulator's; ``settings`` are RATESVC_* overrides.
+    """
     redis = EmbeddedRedis(work_dir / "redis", persistent=False).start()
     postgres = EmbeddedPostgres(work_dir / "postgres" / "data").start()
-    polygon = PolygonSimulator(seed=1)
     try:
         simulator = Litestar(polygon.routes(), openapi_config=None, logging_config=None)
         async with serve(simulator) as polygon_base:
@@ -319,22 +322,34 @@ async def replay(asks: list[Ask], work_dir: Path, *, strict: bool = False) -> in
                 "RATESVC_DATABASE_URL": postgres.url,
                 "RATESVC_POLYGON_URL": f"{polygon_base}/polygon",
                 "RATESVC_POLYGON_API_KEY": "bench-key",
-                # The budget is not what is measured here: calls are counted, not paced.
-                "RATESVC_POLYGON_CALLS_PER_MINUTE": "1000000",
-                "RATESVC_STOCKS_REFRESH_INTERVAL_S": "3600",
-                "RATESVC_RATE_LIMIT": "1000000/second",
                 "RATESVC_LOG_LEVEL": "WARNING",
+                **settings,
             }
             async with ratesvc_process(environment) as base:
-                client = await RawHttp.connect(base)
-                try:
-                    failed = await _measure(client, asks, polygon, f"{polygon_base}/polygon")
-                finally:
-                    await client.close()
-                hits_ok = await _hit_latency(base, asks)
+                yield base, f"{polygon_base}/polygon"
     finally:
         postgres.stop()
         redis.stop()
+
+
+async def replay(asks: list[Ask], work_dir: Path, *, strict: bool = False) -> int:
+    if len(CORES) > 1:
+        # Inherited by Redis, PostgreSQL and ratesvc; ratesvc then moves to its own core.
+        os.sched_setaffinity(0, set(CORES[1:]))
+    polygon = PolygonSimulator(seed=1)
+    settings = {
+        # The budget is not what is measured here: calls are counted, not paced.
+        "RATESVC_POLYGON_CALLS_PER_MINUTE": "1000000",
+        "RATESVC_STOCKS_REFRESH_INTERVAL_S": "3600",
+        "RATESVC_RATE_LIMIT": "1000000/second",
+    }
+    async with stocks_service(work_dir, polygon, settings) as (base, polygon_url):
+        client = await RawHttp.connect(base)
+        try:
+            failed = await _measure(client, asks, polygon, polygon_url)
+        finally:
+            await client.close()
+        hits_ok = await _hit_latency(base, asks)
     return 1 if failed or (strict and not hits_ok) else 0
 
 
