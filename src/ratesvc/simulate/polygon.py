@@ -11,7 +11,9 @@ lists, and market status (shapes and their sources: ``polygon_reference``).
 Bars are deterministic for any upper-case ticker: a smooth pseudo-random walk sampled
 at each bar's start, on weekdays only, intraday from 04:00 to 20:00 US
 Eastern (pre- and after-market included).  Bucket starts follow Eastern
-midnight; a bar is returned when its start lies in ``[from, to]``.
+midnight; as Polygon documents it, every bar that overlaps ``[from, to]`` is
+returned whole (``from`` snaps back to its bar's start, ``to`` on to its bar's
+end), so a weekly bar asked from a Wednesday starts on the Sunday before.
 ``adjusted=false`` shows a 2:1 split on 2020-08-31: earlier prices doubled.
 
 Tests steer it through the object (``fail_next``, ``delay_s``, ``calls``) or,
@@ -147,7 +149,7 @@ class PolygonSimulator:
         *,
         adjusted: bool = True,
     ) -> list[dict[str, Any]]:
-        """Every bar whose start is in ``[from_ms, to_ms]``, oldest first.
+        """Every bar that overlaps ``[from_ms, to_ms]``, whole, oldest first.
 
         Tickers are case-sensitive, as on Polygon: one with a lowercase letter
         is unknown and has no bars.
@@ -170,7 +172,8 @@ class PolygonSimulator:
             while day <= last_day:
                 if day.weekday() < 5:
                     midnight = eastern_midnight_ms(day)
-                    low = max(midnight + SESSION_OPENS_MS - width + 1, from_ms)
+                    # The bar holding ``from_ms`` counts: it ends after it.
+                    low = max(midnight + SESSION_OPENS_MS, from_ms) - width + 1
                     high = min(midnight + SESSION_CLOSES_MS - 1, to_ms)
                     k = max(0, -(-(low - midnight) // width))
                     while midnight + k * width <= high:
@@ -180,11 +183,10 @@ class PolygonSimulator:
             return starts
         periods = self._periods(multiplier, timespan, first_day, last_day)
         result = []
-        for start, end in periods:
+        for start, end in periods:  # each overlaps [first_day, last_day]
             if _has_weekday(start, end):
                 t = eastern_midnight_ms(start)
-                if from_ms <= t <= to_ms:
-                    result.append((t, eastern_midnight_ms(end) - t))
+                result.append((t, eastern_midnight_ms(end) - t))
         return result
 
     @staticmethod

@@ -5,7 +5,7 @@ best answer when Polygon fails (served marked stale), so freshness is decided
 on read from when the chunk was fetched:
 
 * a chunk fetched after its session closed (its last Eastern midnight plus
-  ``settle_s``) is final; unadjusted bars never change, split-adjusted ones
+  ``settle_s``; later if its last bar runs on past it, as a week can) is final; unadjusted bars never change, split-adjusted ones
   are refetched after ``adjusted_max_age_s`` because a split rewrites history;
 * a chunk fetched while its session was open is fresh for ``open_ttl_s``.
 
@@ -26,7 +26,7 @@ from ratesvc.pipelined import PipelinedRedis
 from ratesvc.stocks import keys
 from ratesvc.stocks.chunk import CachedChunk
 from ratesvc.stocks.models import SeriesKey
-from ratesvc.stocks.timegrid import CHUNK_SPAN, chunk_end_ms
+from ratesvc.stocks.timegrid import chunk_closes_ms
 
 log = get_logger("stocks.cache")
 
@@ -50,7 +50,7 @@ class BarStore:
 
     def closes_at_ms(self, series: SeriesKey, chunk: date) -> int:
         """From this instant on, a fetch of ``chunk`` is final."""
-        return chunk_end_ms(chunk, CHUNK_SPAN[series.timespan]) + self.settle_ms
+        return chunk_closes_ms(chunk, series.timespan, series.multiplier) + self.settle_ms
 
     def is_fresh(self, series: SeriesKey, chunk: date, stored: CachedChunk, now_ms: int) -> bool:
         age_ms = now_ms - stored.fetched_ms

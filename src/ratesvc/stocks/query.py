@@ -2,7 +2,10 @@
 
 Accepts what Polygon accepts: ``from``/``to`` as ``YYYY-MM-DD`` (an Eastern
 calendar day) or as Unix milliseconds, mixed freely.  A date ``to`` covers
-its whole day; a millisecond bound is inclusive.
+its whole day; a millisecond bound is inclusive.  As on Polygon, the answer
+holds every bar that overlaps the range, whole: ``from`` is moved back to
+the start of the bar that holds it (a weekly bar asked from a Wednesday
+starts on the Sunday before), and the bar holding ``to`` is answered in full.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Literal, cast
 import msgspec
 
 from ratesvc.stocks.models import SeriesKey
-from ratesvc.stocks.timegrid import TIMESPANS, eastern_midnight_ms
+from ratesvc.stocks.timegrid import TIMESPANS, bar_start_ms, eastern_midnight_ms
 
 DEFAULT_LIMIT = 5000
 MAX_LIMIT = 50_000
@@ -38,9 +41,9 @@ class QueryError(ValueError):
 class AggsQuery(msgspec.Struct, frozen=True, kw_only=True):
     series: SeriesKey
     from_ms: int
-    """Earliest bar start included."""
+    """Earliest bar start included: the start of the bar that holds the asked ``from``."""
     to_ms: int
-    """Latest bar start included."""
+    """Latest bar start included (the bar that holds ``to`` starts at or before it)."""
     sort: Sort
     limit: int
 
@@ -120,6 +123,7 @@ def parse_aggs_query(
         timespan=timespan,
         adjusted=_flag(params, "adjusted", default=True),
     )
+    first_bar_ms = bar_start_ms(from_ms, series.timespan, series.multiplier)
     return AggsQuery(
-        series=series, from_ms=from_ms, to_ms=to_ms, sort=cast(Sort, sort), limit=limit
+        series=series, from_ms=first_bar_ms, to_ms=to_ms, sort=cast(Sort, sort), limit=limit
     )

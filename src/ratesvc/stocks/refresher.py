@@ -1,7 +1,7 @@
 """Background refresher: keeps the open session of recently viewed series fresh.
 
 Every ``interval_s`` it looks at the series users asked for lately and
-refetches today's chunk of each one that will go stale soon, most recently
+refetches the chunk with today's bar of each one that will go stale soon, most recently
 viewed first, as long as the budget has a background slot (users' requests
 always leave it one).  It writes the cache directly, through the same
 locked fetch a request makes, rather than through the update queue: the
@@ -19,7 +19,7 @@ from ratesvc.stocks.errors import UpstreamError, UpstreamFailure
 from ratesvc.stocks.metrics import StocksStats
 from ratesvc.stocks.recent import RecentSeries
 from ratesvc.stocks.service import StockBars, now_ms
-from ratesvc.stocks.timegrid import CHUNK_SPAN, chunk_start, eastern_today
+from ratesvc.stocks.timegrid import eastern_today, open_chunk
 
 log = get_logger("stocks.refresher")
 
@@ -60,7 +60,9 @@ class Refresher:
         refreshed = 0
         refresh_after_ms = self.store.open_ttl_ms * REFRESH_AT_AGE
         for series in await self.recent.active(now):
-            chunk = chunk_start(eastern_today(now), CHUNK_SPAN[series.timespan])
+            # The chunk holding the bar still open today, which for a week that
+            # began before the 1st of a decade is the decade before.
+            chunk = open_chunk(eastern_today(now), series.timespan, series.multiplier)
             [stored] = await self.store.load(series, [chunk])
             if stored is not None and now - stored.fetched_ms < refresh_after_ms:
                 continue

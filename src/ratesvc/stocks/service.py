@@ -42,6 +42,7 @@ from ratesvc.stocks.timegrid import (
     eastern_today,
     fetch_block,
     next_chunk,
+    open_chunk,
 )
 from ratesvc.stocks.upstream import AcquireSlot, PolygonClient
 
@@ -145,7 +146,10 @@ class StockBars:
         chunks = chunks_between(eastern_date(query.from_ms), last_day, span)
         if query.sort == "desc":
             chunks.reverse()
-        if self.recent is not None and chunk_start(today, span) in chunks:
+        if (
+            self.recent is not None
+            and open_chunk(today, series.timespan, series.multiplier) in chunks
+        ):
             await self.recent.touch(series, now)
 
         sources = _Sources()
@@ -352,8 +356,9 @@ class StockBars:
             for chunk, group in itertools.groupby(
                 ordered, key=lambda b: chunk_start(eastern_date(b.t), span)
             ):
-                # A bar that starts outside the run (Polygon's choice at the edges)
-                # belongs to a chunk this call did not cover completely: dropped.
+                # Polygon answers the bar that holds the run's first day whole, so
+                # it can start in the chunk before, which this call did not cover
+                # completely: dropped.
                 if chunk in grouped:
                     grouped[chunk].extend(group)
             by_chunk = {

@@ -6,6 +6,13 @@ Eastern calendar periods ("chunks").  A chunk is named by its first day.  The
 chunk length grows with the bar size so that one chunk holds a few hundred
 to a thousand bars: small enough to read on every hit, large enough that a
 chart touches only a handful.
+
+Bars ("buckets") sit on a grid of their own, which the chunks do not follow:
+a weekly bar starts on a Sunday and can hold days of the next chunk.  Polygon
+answers a range with every bar that overlaps it, whole: it "snaps" ``from``
+back to the start of the bar that holds it and ``to`` forward to that bar's
+end (massive.com/knowledge-base/article/how-does-massive-treat-hourly-bars-
+when-querying-regular-trading-hours).  ``bar_start_ms`` is that snap.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("America/New_York")
 DAY_MS = 86_400_000
+INTRADAY_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000}
+"""Width of one intraday bar; intraday bars are counted from each Eastern midnight."""
+MONTHS = {"month": 1, "quarter": 3, "year": 12}
+WEEK_ANCHOR = date(1970, 1, 4)
+"""A Sunday: weekly bars begin Sunday at 00:00 Eastern (Polygon's knowledge base)."""
 
 Timespan = Literal["second", "minute", "hour", "day", "week", "month", "quarter", "year"]
 TIMESPANS: tuple[Timespan, ...] = (
@@ -71,6 +83,62 @@ def eastern_today(now_ms: int) -> date:
     return eastern_date(now_ms)
 
 
+def bar_start_day(day: date, timespan: Timespan, multiplier: int) -> date:
+    """The first day of the bar that holds ``day``, for day bars and longer.
+
+    Documented for a multiplier of 1: days begin at midnight, weeks on Sunday,
+    months on the 1st, quarters on Jan/Apr/Jul/Oct 1st (years on Jan 1st).
+    Longer bars are counted on a fixed grid: days from 0001-01-01, weeks from a
+    Sunday, months from year 0, so a bar's start does not depend on the query.
+    """
+    if timespan in INTRADAY_MS:
+        return day
+    if timespan in {"day", "week"}:
+        days = multiplier * (7 if timespan == "week" else 1)
+        anchor = WEEK_ANCHOR.toordinal() if timespan == "week" else 1
+        return date.fromordinal(day.toordinal() - (day.toordinal() - anchor) % days)
+    months = MONTHS[timespan] * multiplier
+    index = (day.year * 12 + day.month - 1) // months * months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def bar_end_day(start: date, timespan: Timespan, multiplier: int) -> date:
+    """The day after the last day of the bar starting on ``start`` (day bars and longer)."""
+    if timespan in INTRADAY_MS:
+        return start + timedelta(days=1)
+    if timespan in {"day", "week"}:
+        return start + timedelta(days=multiplier * (7 if timespan == "week" else 1))
+    index = start.year * 12 + start.month - 1 + MONTHS[timespan] * multiplier
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def bar_start_ms(ms: int, timespan: Timespan, multiplier: int) -> int:
+    """The start of the bar that holds the instant ``ms``: where Polygon snaps ``from``."""
+    midnight = eastern_midnight_ms(eastern_date(ms))
+    if timespan in INTRADAY_MS:
+        width = INTRADAY_MS[timespan] * multiplier
+        return midnight + (ms - midnight) // width * width
+    return eastern_midnight_ms(bar_start_day(eastern_date(ms), timespan, multiplier))
+
+
+def chunk_closes_ms(start: date, timespan: Timespan, multiplier: int) -> int:
+    """When every bar that starts in the chunk has ended.
+
+    Usually the chunk's own end; later when its last bar runs on into the next
+    chunk (the week that starts on the last Sunday of a decade).
+    """
+    span = CHUNK_SPAN[timespan]
+    last_bar = bar_start_day(chunk_last_day(start, span), timespan, multiplier)
+    return eastern_midnight_ms(
+        max(next_chunk(start, span), bar_end_day(last_bar, timespan, multiplier))
+    )
+
+
+def open_chunk(today: date, timespan: Timespan, multiplier: int) -> date:
+    """The chunk that holds the bar still open today (it may have begun in an earlier chunk)."""
+    return chunk_start(bar_start_day(today, timespan, multiplier), CHUNK_SPAN[timespan])
+
+
 def chunk_start(day: date, span: ChunkSpan) -> date:
     if span == "day":
         return day
@@ -93,11 +161,6 @@ def next_chunk(start: date, span: ChunkSpan) -> date:
 
 def chunk_last_day(start: date, span: ChunkSpan) -> date:
     return next_chunk(start, span) - timedelta(days=1)
-
-
-def chunk_end_ms(start: date, span: ChunkSpan) -> int:
-    """The instant the chunk ends (exclusive): the Eastern midnight after its last day."""
-    return eastern_midnight_ms(next_chunk(start, span))
 
 
 def chunks_between(first_day: date, last_day: date, span: ChunkSpan) -> list[date]:
