@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ratesvc.embedded import EmbeddedRedis
 from ratesvc.pipelined import PipelinedRedis
+from support.servers import eventually
+
+PASSWORD = "s3cret-pipelined"  # noqa: S105 - a test server's password
 
 
 async def test_concurrent_commands_get_their_own_replies(redis_url: str, redis: Redis) -> None:
@@ -44,8 +50,10 @@ async def test_reconnects_after_the_connection_is_lost(redis_url: str, redis: Re
     client = PipelinedRedis(redis_url)
     try:
         await client.execute("SET", "pipelined:k", "1")
+        lost = client._protocol.lost if client._protocol else None
+        assert lost is not None
         await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(lost, 10)  # the client has seen the loss, however slow the loop
         assert await client.execute("GET", "pipelined:k") == b"1"
     finally:
         await client.aclose()
@@ -71,3 +79,55 @@ async def test_a_silent_server_times_out() -> None:
             await writer.wait_closed()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+async def password_redis(tmp_path: Path) -> AsyncIterator[str]:
+    """A redis-server of its own that requires a password: ``redis://:PASSWORD@host:port``."""
+    server = EmbeddedRedis(tmp_path / "redis", persistent=False).start()
+    try:
+        admin = Redis(host="127.0.0.1", port=server.port)
+        await admin.config_set("requirepass", PASSWORD)
+        await admin.aclose()
+        yield f"redis://:{PASSWORD}@127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+async def test_no_command_goes_out_before_auth_and_select(password_redis: str) -> None:
+    for db in ("0", "3"):
+        setup = Redis.from_url(f"{password_redis}/{db}")
+        await setup.set("pipelined:where", f"db{db}")
+        await setup.aclose()
+    client = PipelinedRedis(password_redis + "/3")
+    try:
+        first = asyncio.create_task(client.execute("GET", "pipelined:where"))
+        # A new command on every loop turn while the connection is being set up.
+        during = []
+        while not first.done():
+            during.append(asyncio.create_task(client.execute("GET", "pipelined:where")))
+            await asyncio.sleep(0)
+        replies = [await first, *await asyncio.gather(*during)]
+    finally:
+        await client.aclose()
+    assert len(during) >= 3  # AUTH and SELECT took loop turns, and commands came meanwhile
+    assert set(replies) == {b"db3"}
+
+
+async def test_a_refused_password_leaves_no_connection_open(password_redis: str) -> None:
+    wrong = password_redis.replace(PASSWORD, "not-the-password") + "/3"
+    client = PipelinedRedis(wrong)
+    admin = Redis.from_url(password_redis + "/0")
+    try:
+        for _ in range(2):  # and the next command does not reuse a half-open one
+            with pytest.raises(ResponseError, match="WRONGPASS"):
+                await client.execute("GET", "pipelined:where")
+
+        async def clients() -> int:
+            info = await admin.info("clients")
+            return int(info["connected_clients"])
+
+        await eventually(clients, lambda n: n == 1)  # only the admin connection
+    finally:
+        await client.aclose()
+        await admin.aclose()

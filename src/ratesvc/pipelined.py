@@ -131,15 +131,8 @@ class PipelinedRedis:
             if task.done() and self._connecting is task:
                 self._connecting = None
 
-    async def _open(self) -> _Protocol:
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self.timeout_s):
-            if self._unix_path is not None:
-                _transport, protocol = await loop.create_unix_connection(_Protocol, self._unix_path)
-            else:
-                _transport, protocol = await loop.create_connection(
-                    _Protocol, self._host, self._port
-                )
+    def _handshake(self) -> list[tuple[bytes | str, ...]]:
+        """AUTH and SELECT, as the URL asks, sent before anything else."""
         hello: list[tuple[bytes | str, ...]] = []
         if self._password is not None:
             auth = (
@@ -150,17 +143,42 @@ class PipelinedRedis:
             hello.append(auth)
         if self._db != "0":
             hello.append(("SELECT", self._db))
+        return hello
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout_s):
+            if self._unix_path is not None:
+                transport, protocol = await loop.create_unix_connection(_Protocol, self._unix_path)
+            else:
+                transport, protocol = await loop.create_connection(
+                    _Protocol, self._host, self._port
+                )
+        try:
+            # One at a time: SELECT goes out only once AUTH has been accepted.
+            for command in self._handshake():
+                future: asyncio.Future[Any] = loop.create_future()
+                protocol.waiting.append(future)
+                transport.write(_encode(command))
+                async with asyncio.timeout(self.timeout_s):
+                    await future
+        except BaseException:
+            # A refused password, a timeout or a cancellation: nothing may use
+            # this connection, and it must not linger open.
+            transport.close()
+            raise
+        # Published only now: a command sent before SELECT's reply would read db 0.
         self._protocol = protocol
-        for command in hello:
-            future: asyncio.Future[Any] = loop.create_future()
-            protocol.waiting.append(future)
-            assert protocol.transport is not None
-            protocol.transport.write(_encode(command))
-            async with asyncio.timeout(self.timeout_s):
-                await future
         return protocol
 
     async def aclose(self) -> None:
+        connecting = self._connecting
+        if connecting is not None:
+            # Let a connection being opened finish (within its timeout), so that
+            # it is closed here rather than published after the close.
+            await asyncio.wait([connecting])
+            if not connecting.cancelled():
+                connecting.exception()  # seen; its waiting callers got it too
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.transport.close()
