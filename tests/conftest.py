@@ -7,6 +7,8 @@ named by RATESVC_TEST_REDIS_URL / RATESVC_TEST_DATABASE_URL.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +21,31 @@ from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
 from ratesvc.log import configure_logging
 
 configure_logging("DEBUG", json=True)
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep this session's temporary directories out of ``/tmp/pytest-of-<user>``.
+
+    pgserver runs PostgreSQL as an unprivileged user and opens every directory
+    above its data directory to that user.  Each pytest session that starts on
+    the machine closes ``/tmp/pytest-of-<user>`` again (mode 0700), and a
+    PostgreSQL whose data lives below it then fails mid-run ("PANIC: could not
+    open file .../global/pg_control: Permission denied").  A directory of this
+    session's own is touched by no other session.
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="ratesvc-pytest-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's directory when everything passed; keep it to look into otherwise."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        session.config.add_cleanup(lambda: shutil.rmtree(own, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
