@@ -1,10 +1,11 @@
 """The bars at both ends of a range, for week, month, quarter and year bars.
 
-Polygon's rule (massive.com/knowledge-base/article/how-does-massive-treat-
-hourly-bars-when-querying-regular-trading-hours): ``from`` snaps back to the
-start of the bar that holds it, ``to`` on to the end of its bar, so every bar
-that overlaps the range comes back whole.  Weeks begin on Sunday 00:00
-Eastern, months on the 1st, quarters on the 1st of Jan/Apr/Jul/Oct.
+Polygon's rule: ``from`` snaps back to the start of the bar that holds it,
+``to`` on to the end of its bar, so every bar that overlaps the range comes
+back whole.  Source, Polygon's knowledge base:
+https://massive.com/knowledge-base/article/how-does-massive-treat-hourly-bars-when-querying-regular-trading-hours
+Weeks begin on Sunday 00:00 Eastern, months on the 1st, quarters on the 1st
+of Jan/Apr/Jul/Oct.
 """
 
 from __future__ import annotations

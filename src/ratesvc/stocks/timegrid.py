@@ -11,8 +11,8 @@ Bars ("buckets") sit on a grid of their own, which the chunks do not follow:
 a weekly bar starts on a Sunday and can hold days of the next chunk.  Polygon
 answers a range with every bar that overlaps it, whole: it "snaps" ``from``
 back to the start of the bar that holds it and ``to`` forward to that bar's
-end (massive.com/knowledge-base/article/how-does-massive-treat-hourly-bars-
-when-querying-regular-trading-hours).  ``bar_start_ms`` is that snap.
+end.  ``bar_start_ms`` is that snap.  Source, Polygon's knowledge base:
+https://massive.com/knowledge-base/article/how-does-massive-treat-hourly-bars-when-querying-regular-trading-hours
 """
 
 from __future__ import annotations
