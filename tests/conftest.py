@@ -22,8 +22,6 @@ from ratesvc.log import configure_logging
 
 configure_logging("DEBUG", json=True)
 
-_OWN_BASETEMP = pytest.StashKey[Path]()
-
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,15 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     session's own is touched by no other session.
     """
     if config.option.basetemp is None:
-        config.option.basetemp = tempfile.mkdtemp(prefix="ratesvc-pytest-")
-        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Remove the session's directory when everything passed; keep it to look into otherwise."""
-    own = session.config.stash.get(_OWN_BASETEMP, None)
-    if own is not None and exitstatus == 0:
-        session.config.add_cleanup(lambda: shutil.rmtree(own, ignore_errors=True))
+        own = tempfile.mkdtemp(prefix="ratesvc-pytest-")
+        config.option.basetemp = own
+        # Removed at the end, failed or not (a database is tens of MB; the
+        # failure report carries the logs): nothing piles up in /tmp.
+        config.add_cleanup(lambda: shutil.rmtree(own, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
