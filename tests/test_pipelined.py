@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -142,3 +143,31 @@ async def test_a_refused_password_leaves_no_connection_open(password_redis: str)
     finally:
         await client.aclose()
         await admin.aclose()
+
+
+async def test_closing_while_connecting_closes_that_connection() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+    gone = asyncio.Event()
+
+    async def never_answer_auth(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        while await reader.read(1 << 16):
+            pass
+        gone.set()  # the client closed its end
+
+    server = await asyncio.start_server(never_answer_auth, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = PipelinedRedis(f"redis://:{PASSWORD}@127.0.0.1:{port}/3", timeout_s=30)
+    try:
+        reading = asyncio.create_task(client.execute("GET", "k"))
+        await eventually(lambda: asyncio.sleep(0, accepted))  # AUTH sent, no reply
+        await asyncio.wait_for(client.aclose(), 5)
+        with pytest.raises(RedisConnectionError, match="closed"):
+            await reading
+        await asyncio.wait_for(gone.wait(), 5)
+    finally:
+        for writer in accepted:
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()

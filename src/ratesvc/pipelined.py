@@ -127,6 +127,12 @@ class PipelinedRedis:
         task = self._connecting
         try:
             return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and current is not None and not current.cancelling():
+                # aclose() stopped the connection, not our caller.
+                raise RedisConnectionError("the redis client was closed") from None
+            raise
         finally:
             if task.done() and self._connecting is task:
                 self._connecting = None
@@ -174,8 +180,9 @@ class PipelinedRedis:
     async def aclose(self) -> None:
         connecting = self._connecting
         if connecting is not None:
-            # Let a connection being opened finish (within its timeout), so that
-            # it is closed here rather than published after the close.
+            # A connection being opened is stopped (_open closes what it opened),
+            # rather than published after the close.
+            connecting.cancel()
             await asyncio.wait([connecting])
             if not connecting.cancelled():
                 connecting.exception()  # seen; its waiting callers got it too
