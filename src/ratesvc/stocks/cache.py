@@ -5,8 +5,9 @@ best answer when Polygon fails (served marked stale), so freshness is decided
 on read from when the chunk was fetched:
 
 * a chunk fetched after its session closed (its last Eastern midnight plus
-  ``settle_s``; later if its last bar runs on past it, as a week can) is final; unadjusted bars never change, split-adjusted ones
-  are refetched after ``adjusted_max_age_s`` because a split rewrites history;
+  ``settle_s``; later if its last bar runs on past it, as a week can) is
+  final; unadjusted bars never change, split-adjusted ones are refetched
+  after ``adjusted_max_age_s`` because a split rewrites history;
 * a chunk fetched while its session was open is fresh for ``open_ttl_s``.
 
 Memory is bounded by an explicit purge (``ratesvc purge``) or Redis's
