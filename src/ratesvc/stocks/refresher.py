@@ -2,10 +2,11 @@
 
 Every ``interval_s`` it looks at the series users asked for lately and
 refetches the chunk with today's bar of each one that will go stale soon,
-most recently viewed first, as long as the budget has a background slot (users' requests
-always leave it one).  It writes the cache directly, through the same
-locked fetch a request makes, rather than through the update queue: the
-lock must cover the write, so that a request waiting on it finds the bars.
+most recently viewed first, as long as the budget has a background slot
+(users' requests always leave it one).  It writes the cache directly,
+through the same locked fetch a request makes, rather than through the
+update queue: the lock must cover the write, so that a request waiting on it
+finds the bars.
 """
 
 from __future__ import annotations
