@@ -11,6 +11,8 @@ answers 503 or falls back); writes, scripts and pub/sub stay on redis.asyncio.
 Failures raise redis-py's own exceptions (``ConnectionError``,
 ``TimeoutError``, ``ResponseError``), so callers handle them as before.  A
 lost connection fails the commands in flight and the next command reconnects.
+A new connection carries nothing but AUTH and SELECT (as the URL asks) until
+both are answered, so no command can reach the wrong database.
 """
 
 from __future__ import annotations
