@@ -13,7 +13,11 @@ Whenever a connection waits for a request - from the moment it is accepted,
 and again after each response - the request's headers must be complete within
 ``RATESVC_HEADER_TIMEOUT_S``.  Otherwise the connection is closed: with a JSON
 408 if part of a request had arrived, silently if nothing had (a browser's
-pre-opened connection gets no answer to a request it never made).  Once the
+pre-opened connection gets no answer to a request it never made).  After a
+408 the server half-closes and reads on, discarding, until the client closes
+(at most ``LINGER_S``), as RFC 9112 section 9.6 advises: closing outright
+while the client's bytes are still arriving makes the kernel reset the
+connection, and the reset can destroy the 408 before the client reads it.  Once the
 headers are in, the deadline is off: bodies and slow answers (the SSE stream)
 are not cut.  uvicorn's keep-alive timeout still closes an idle connection
 between requests sooner.
@@ -58,6 +62,8 @@ class HeaderTimeouts:
 
 
 HEADER_TIMEOUTS = HeaderTimeouts()
+LINGER_S = 2.0
+"""How long a connection cut with a 408 is read (and discarded) while the client closes."""
 
 
 @functools.cache
@@ -71,6 +77,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._request_started = False
         """Some bytes of the awaited request arrived (a 408 is owed if it times out)."""
+        self._lingering = False
+        """The 408 is sent and the connection half-closed: what still arrives is dropped."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,6 +89,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         if self._header_deadline is not None:
             self._request_started = True
         super().data_received(data)
@@ -112,6 +122,12 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         if self._request_started:
             HEADER_TIMEOUTS.requests_cut += 1
             self.transport.write(_REQUEST_TIMEOUT)
+            if self.transport.can_write_eof():
+                # The 408, then FIN; the client's EOF closes the transport (eof_received).
+                self._lingering = True
+                self.transport.write_eof()
+                self.loop.call_later(LINGER_S, self.transport.close)
+                return
         else:
             HEADER_TIMEOUTS.idle_closed += 1
         self.transport.close()
