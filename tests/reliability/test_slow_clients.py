@@ -22,6 +22,9 @@ pytestmark = pytest.mark.slow
 HEADER_TIMEOUT_S = 2.0
 CUT_BOUND_S = HEADER_TIMEOUT_S + 6.0
 """Latest a connection may still be open: the deadline plus generous slack for a busy machine."""
+EARLIEST_S = HEADER_TIMEOUT_S - 0.05
+"""Soonest a connection may be cut: uvloop starts timers from its loop time, cached at the
+top of a loop turn, so one armed late in a busy turn (a thousand accepts) fires a little early."""
 QUICK_S = 2.0
 SLOW_CLIENTS = 500
 SILENT_CLIENTS = 500
@@ -76,7 +79,7 @@ async def hold(
 
 
 def assert_timed_out_with_408(cut: Cut) -> None:
-    assert HEADER_TIMEOUT_S <= cut.open_s <= CUT_BOUND_S, cut
+    assert EARLIEST_S <= cut.open_s <= CUT_BOUND_S, cut
     head, _, body = cut.received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 "), cut
     assert b"content-type: application/json" in head
@@ -111,7 +114,7 @@ async def test_slow_and_silent_clients_are_cut_off_while_others_are_served(
             assert_timed_out_with_408(cut)
         for cut in await asyncio.gather(*silent):
             # Nothing asked, nothing answered: the connection is just closed.
-            assert HEADER_TIMEOUT_S <= cut.open_s <= CUT_BOUND_S, cut
+            assert EARLIEST_S <= cut.open_s <= CUT_BOUND_S, cut
             assert cut.received == b""
         async with httpx.AsyncClient(base_url=running.base) as client:
             metrics = (await client.get("/metrics")).text
