@@ -114,6 +114,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     coingecko_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: str = ""
     coingecko_poll_interval_s: PositiveFloat = 30.0
+    coingecko_retry_max_s: PositiveFloat = 5.0
+    """Longest wait between retries while CoinGecko fails (5xx, timeouts, bad bodies): it is
+    back this soon after it answers again.  A 429 waits for its Retry-After instead."""
     polygon_url: str = "https://api.polygon.io"
     polygon_api_key: str = ""
     polygon_calls_per_minute: PositiveInt = 5
@@ -132,7 +135,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """No frame for this long means the Binance connection is dead: reconnect."""
     binance_reconnect_min_s: PositiveFloat = 1.0
     """First reconnect delay; doubles (with jitter) up to binance_reconnect_max_s."""
-    binance_reconnect_max_s: PositiveFloat = 60.0
+    binance_reconnect_max_s: PositiveFloat = 3.0
+    """Longest reconnect delay: Binance is back this soon after it accepts connections
+    again, after an outage of any length (at most 125 attempts per 5 minutes at 3 s)."""
     history_days: PositiveFloat = 30.0
     """Per-minute history (quotes, and the rate bars /v1/courses/history serves) older than this
     is pruned from PostgreSQL."""

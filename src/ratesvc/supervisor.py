@@ -51,12 +51,17 @@ class TaskState(msgspec.Struct, kw_only=True):
 
 
 def backoff_delays(
-    initial_s: float = 0.5, cap_s: float = 30.0, factor: float = 2.0
+    initial_s: float = 0.5, cap_s: float = 30.0, factor: float = 2.0, *, jitter: float = 0.5
 ) -> Iterator[float]:
-    """Exponential delays with full jitter, capped (the AWS "full jitter" scheme)."""
+    """Exponential delays, capped, each drawn from the top ``jitter`` share of its ceiling.
+
+    With the default, half of each ceiling is random (AWS's "equal jitter"): good
+    for many clients that must not retry in step.  A smaller ``jitter`` keeps
+    delays close to the ceiling, which bounds the attempt rate more tightly.
+    """
     ceiling = initial_s
     while True:
-        yield random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        yield random.uniform(ceiling * (1 - jitter), ceiling)  # noqa: S311 - jitter, not crypto
         ceiling = min(cap_s, ceiling * factor)
 
 

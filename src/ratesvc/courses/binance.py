@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -33,6 +33,17 @@ log = get_logger("courses.binance", upstream="binance")
 
 HEALTHY_AFTER_S = 60.0
 """A connection that lived this long resets the reconnect backoff."""
+RECONNECT_JITTER = 0.2
+"""Reconnect delays stay within 80-100% of their ceiling.
+
+Only the lease holder connects, so there is no herd of clients to spread out,
+and a high floor bounds the attempt rate: with the default 3 s cap
+(``RATESVC_BINANCE_RECONNECT_MAX_S``) attempts are at least 2.4 s apart, at
+most 125 in 5 minutes against Binance's limit of 300 connection attempts per
+5 minutes per IP (web-socket-streams.md, "WebSocket Limits").  The low cap is
+what brings prices back within a few seconds of Binance accepting connections
+again, however long the outage was; CoinGecko covers the gap meanwhile.
+"""
 MAX_STREAMS_PER_CONNECTION = 1024
 INVALID_SYMBOL = -1121
 """Binance's error code for a symbol it does not list."""
@@ -165,7 +176,10 @@ async def run_binance(
         log.error("no_trading_symbols")
         await asyncio.Event().wait()
     url = stream_url(ws_url, symbols)
-    delays = backoff_delays(reconnect_min_s, reconnect_max_s)
+    def fresh_delays() -> Iterator[float]:
+        return backoff_delays(reconnect_min_s, reconnect_max_s, jitter=RECONNECT_JITTER)
+
+    delays = fresh_delays()
     while True:
         connected_at: float | None = None
         immediate = False
@@ -189,11 +203,13 @@ async def run_binance(
             log.warning("ws_silent", silence_s=silence_s)
         except (ConnectionClosed, InvalidHandshake, InvalidURI, OSError) as exc:
             log.warning("ws_disconnected", error=repr(exc))
-        if connected_at is not None and time.monotonic() - connected_at >= HEALTHY_AFTER_S:
-            delays = backoff_delays(reconnect_min_s, reconnect_max_s)
         lived_s = 0.0 if connected_at is None else time.monotonic() - connected_at
-        if immediate and lived_s >= 1.0:
-            continue  # Binance asks for a prompt reconnect; a flapping server gets backoff
+        if lived_s >= HEALTHY_AFTER_S:
+            delays = fresh_delays()
+        if immediate and lived_s >= reconnect_max_s:
+            # Binance asks for a prompt reconnect; a server that flaps gets backoff, so
+            # attempts never come faster than the capped delay allows.
+            continue
         delay = next(delays)
         log.warning("ws_reconnecting", delay_s=round(delay, 3))
         await asyncio.sleep(delay)

@@ -9,7 +9,7 @@ and an HTML error page (Cloudflare) is treated like any other bad answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -70,6 +70,14 @@ def retry_after_s(header: str | None, default_s: float) -> float:
     return min(MAX_RETRY_AFTER_S, max(0.0, (moment - datetime.now(UTC)).total_seconds()))
 
 
+FAILURE_JITTER = 0.2
+"""Retries after a failure stay within 80-100% of their ceiling (one poller per deployment)."""
+REFUSED_MAX_S = 300.0
+"""A 4xx other than 408/429 (key refused, IP blocked by the CDN) does not heal in seconds."""
+NO_RETRY_AFTER_S = 60.0
+"""Wait after a 429 that says nothing about when to come back."""
+
+
 async def run_coingecko(
     *,
     base_url: str,
@@ -77,9 +85,20 @@ async def run_coingecko(
     http: httpx.AsyncClient,
     offer: Callable[[Quote], object],
     interval_s: float,
+    retry_max_s: float = 5.0,
     timeout_s: float = 10.0,
 ) -> None:
-    """Poll forever; never raises for upstream trouble, only waits longer."""
+    """Poll forever; never raises for upstream trouble, only waits longer.
+
+    After a failure the next call does not wait for the poll interval: the
+    prices are needed (the RUB legs of Binance's cross rates come from here),
+    so 5xx, timeouts and bad bodies are retried with a backoff capped at
+    ``retry_max_s``, which brings CoinGecko back within that long of it
+    answering again, however long the trouble lasted.  At the default 5 s that
+    is at most 15 calls a minute, inside the Demo plan's 100 (30 in older
+    docs).  A 429 is the rate limit speaking: the next call waits for its
+    Retry-After, and never comes sooner than a failure retry would.
+    """
     url = f"{base_url.rstrip('/')}/simple/price"
     params = {
         "ids": ",".join(coingecko_ids()),
@@ -88,29 +107,41 @@ async def run_coingecko(
         "precision": "full",
     }
     headers = {"x-cg-demo-api-key": api_key} if api_key else {}
-    failures = backoff_delays(min(interval_s, 5.0), max(interval_s, 300.0))
+
+    def fresh_failures() -> Iterator[float]:
+        return backoff_delays(min(interval_s, retry_max_s), retry_max_s, jitter=FAILURE_JITTER)
+
+    def fresh_refusals() -> Iterator[float]:
+        return backoff_delays(min(interval_s, 5.0), max(interval_s, REFUSED_MAX_S))
+
+    failures, refusals = fresh_failures(), fresh_refusals()
     while True:
         delay = interval_s
         try:
             response = await http.get(url, params=params, headers=headers, timeout=timeout_s)
         except httpx.HTTPError as exc:
-            delay = max(interval_s, next(failures))
+            delay = next(failures)
             log.warning("poll_failed", error=type(exc).__name__, retry_in_s=round(delay, 1))
         else:
-            if response.status_code == 429:
-                delay = max(interval_s, retry_after_s(response.headers.get("retry-after"), 60.0))
+            status = response.status_code
+            if status == 429:
+                wait_s = retry_after_s(response.headers.get("retry-after"), NO_RETRY_AFTER_S)
+                delay = max(wait_s, next(failures))
                 log.warning("rate_limited", retry_in_s=round(delay, 1))
-            elif response.status_code != 200:
-                delay = max(interval_s, next(failures))
-                log.warning("poll_failed", status=response.status_code, retry_in_s=round(delay, 1))
+            elif status >= 500 or status == 408:
+                delay = next(failures)
+                log.warning("poll_failed", status=status, retry_in_s=round(delay, 1))
+            elif status != 200:
+                delay = next(refusals)
+                log.warning("poll_refused", status=status, retry_in_s=round(delay, 1))
             else:
                 try:
                     quotes = parse_simple_price(response.content, datetime.now(UTC))
                 except ValueError as exc:
-                    delay = max(interval_s, next(failures))
+                    delay = next(failures)
                     log.warning("bad_payload", error=str(exc)[:200], retry_in_s=round(delay, 1))
                 else:
-                    failures = backoff_delays(min(interval_s, 5.0), max(interval_s, 300.0))
+                    failures, refusals = fresh_failures(), fresh_refusals()
                     log.debug("polled", quotes=len(quotes))
                     for quote in quotes:
                         offer(quote)

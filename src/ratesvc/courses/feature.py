@@ -84,6 +84,7 @@ async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: Minut
                 http=services.http,
                 offer=offer,
                 interval_s=settings.coingecko_poll_interval_s,
+                retry_max_s=settings.coingecko_retry_max_s,
             )
         )
         group.create_task(_tick(services))
