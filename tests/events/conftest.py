@@ -46,7 +46,7 @@ def event(event_type: str = "login", **fields: Any) -> dict[str, Any]:
 
 async def redis_counts(redis: Redis) -> dict[str, int]:
     raw = await redis.hgetall(keys.COUNTS)
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {k.decode(): int(v) for k, v in raw.items() if k.decode() != keys.COMPLETE}
 
 
 async def db_counts(db: asyncpg.Connection) -> dict[str, int]:

@@ -3,16 +3,26 @@
 Counters are never incremented in Redis.  They are *raised* to totals read from
 PostgreSQL (``max(current, total)``), which makes every update idempotent and
 order-free: a replayed batch, two drainers finishing out of order, or a
-start-up rebuild can only move a counter to a value PostgreSQL really had.
+rebuild can only move a counter to a value PostgreSQL really had.
+
+Redis can lose the hash while the service runs (restarted without
+persistence, flushed, evicted).  A rebuild writes every total together with a
+``keys.COMPLETE`` mark; a reader that finds no mark asks PostgreSQL instead,
+and ``keep_complete`` rebuilds the hash within a second of the loss.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 
+import asyncpg
 from redis.asyncio import Redis
 
-from ratesvc.events import keys
+from ratesvc.events import keys, store
+from ratesvc.log import get_logger
+
+log = get_logger("events.counters")
 
 # KEYS[1] counts hash, KEYS[2] stream.  ARGV: group, n, type1, total1, ..., typeN, totalN,
 # then the entry ids to acknowledge and delete.  One script, so raising the counters
@@ -54,6 +64,22 @@ class Counters:
         args += entry_ids
         await self._script(keys=[keys.COUNTS, keys.STREAM], args=args)
 
-    async def get(self, event_type: str) -> int:
-        value = await self._redis.hget(keys.COUNTS, event_type)
+    async def rebuild(self, totals: Mapping[str, int]) -> None:
+        """Raise every counter to PostgreSQL's totals and mark the hash complete, in one step."""
+        await self.raise_and_ack({**totals, keys.COMPLETE: 1})
+
+    async def get(self, event_type: str) -> int | None:
+        """The count (0 for a type never seen), or None when Redis lost the counters."""
+        value, complete = await self._redis.hmget(keys.COUNTS, [event_type, keys.COMPLETE])
+        if complete is None:
+            return None
         return int(value) if value is not None else 0
+
+    async def keep_complete(self, db: asyncpg.Pool, interval_s: float = 1.0) -> None:
+        """Forever: rebuild the counters from PostgreSQL whenever Redis has lost them."""
+        while True:
+            if not await self._redis.hexists(keys.COUNTS, keys.COMPLETE):
+                totals = await store.all_totals(db)
+                await self.rebuild(totals)
+                log.warning("events_counts_rebuilt", event_types=len(totals))
+            await asyncio.sleep(interval_s)

@@ -17,6 +17,7 @@ log = get_logger("events")
 
 DRAINER_TASK = "events-drainer"
 MONITOR_TASK = "events-monitor"
+COUNTS_TASK = "events-counts"
 
 
 async def start(services: Services) -> None:
@@ -25,8 +26,9 @@ async def start(services: Services) -> None:
     counters = Counters(services.redis)
     # Redis may have lost the counters (restart without persistence, failover);
     # PostgreSQL has the truth, and raising to it is harmless when nothing was lost.
+    # COUNTS_TASK does the same whenever Redis loses them while the service runs.
     totals = await store.all_totals(services.db)
-    await counters.raise_and_ack(totals)
+    await counters.rebuild(totals)
     appender = StreamAppender(services.redis, settings.events_stream_max)
     drainer = EventDrainer(
         services.redis,
@@ -47,6 +49,7 @@ async def start(services: Services) -> None:
     services.readiness_checks["events_backlog"] = monitor.healthy
     services.supervisor.start(DRAINER_TASK, drainer.run)
     services.supervisor.start(MONITOR_TASK, monitor.run)
+    services.supervisor.start(COUNTS_TASK, lambda: counters.keep_complete(services.db))
     log.info("events_started", consumer=drainer.consumer, event_types=len(totals))
 
 

@@ -10,5 +10,11 @@ ENTRY_FIELD = b"e"
 """Stream entry field holding the JSON array of the request's validated events."""
 COUNTS = "ratesvc:events:counts"
 """Hash event_type -> count; a copy of PostgreSQL's event_counts, only ever raised."""
+COMPLETE = "#complete"
+"""Field of COUNTS written with a rebuild from PostgreSQL (not a valid event type).
+
+It lives and dies with the hash, so its absence means Redis lost the counters
+(restarted empty, flushed, the key deleted or evicted) and they must be rebuilt;
+until then a count is read from PostgreSQL."""
 DEAD_LETTERS = "ratesvc:events:dead"
 """Stream of entries PostgreSQL refused (should stay empty), with the error, for inspection."""

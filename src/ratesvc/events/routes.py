@@ -9,9 +9,8 @@ import msgspec
 from litestar import Response, asgi, get
 from litestar.datastructures import State
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
-from redis.exceptions import RedisError
-
 from ratesvc.api.errors import error_code, error_response
+from ratesvc.events import store
 from ratesvc.events.appender import BacklogFullError, EventStoreUnavailableError
 from ratesvc.events.model import (
     EVENT_TYPE_PATTERN,
@@ -21,6 +20,7 @@ from ratesvc.events.model import (
     parse_body,
 )
 from ratesvc.events.state import EventsState
+from ratesvc.supervisor import STORE_ERRORS
 
 _RECEIVED = b'{"status":"received"}'
 
@@ -127,10 +127,13 @@ async def get_stats(event_type: str, state: State) -> Response[Any]:
         return error_response(
             400, f"event_type must match {EVENT_TYPE_PATTERN}", field="event_type"
         )
-    events_state: EventsState = state.services.extras["events"]
+    services = state.services
+    events_state: EventsState = services.extras["events"]
     try:
         count = await events_state.counters.get(event_type)
-    except (RedisError, OSError):
+        if count is None:  # Redis lost the counters (being rebuilt): PostgreSQL has the truth
+            count = await store.total(services.db, event_type)
+    except STORE_ERRORS:
         return error_response(503, "counts unavailable; retry later", headers={"Retry-After": "1"})
     return Response(Stats(event_type=event_type, count=count))
 

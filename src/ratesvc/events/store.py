@@ -83,3 +83,11 @@ async def all_totals(db: asyncpg.Pool) -> dict[str, int]:
     """Every event_type's row count, to rebuild the Redis counters."""
     records = await db.fetch("SELECT event_type, count FROM event_counts")
     return {r["event_type"]: r["count"] for r in records}
+
+
+async def total(db: asyncpg.Pool, event_type: str) -> int:
+    """One event_type's row count (0 when none was stored)."""
+    count: int | None = await db.fetchval(
+        "SELECT count FROM event_counts WHERE event_type = $1", event_type
+    )
+    return count or 0
