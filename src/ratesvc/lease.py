@@ -1,7 +1,8 @@
 """A Redis lease: at most one replica holds it; if the holder dies it expires after a TTL.
 
 ``SET key owner NX PX ttl`` takes it; renewal and release check the owner in a
-Lua script so a replica never extends or drops a lease it lost.
+Lua script so a replica never extends or drops a lease it lost.  A holder whose
+key vanished (Redis lost it) takes it back at its next renewal.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ from ratesvc.log import get_logger
 
 log = get_logger("lease")
 
+# A missing key is taken back: Redis lost it (restarted empty, flushed, failed over),
+# and nobody else holds the lease while the key is absent.  Handing the work to
+# another replica would only cost a reconnect to every upstream.
 _RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0
 """
@@ -51,7 +60,11 @@ class Lease:
         return self.held
 
     async def renew(self) -> bool:
-        self.held = bool(await self.redis.eval(_RENEW, 1, self.key, self.owner, self.ttl_ms))
+        """Extend the lease, or take it back if Redis lost the key; False if another holds it."""
+        result = await self.redis.eval(_RENEW, 1, self.key, self.owner, self.ttl_ms)
+        if result == 2:
+            log.warning("lease_key_lost_taken_back", key=self.key, owner=self.owner)
+        self.held = bool(result)
         return self.held
 
     async def release(self) -> None:

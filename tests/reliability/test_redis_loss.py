@@ -6,6 +6,7 @@ running replicas, or a key is deleted behind the service's back.
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -17,10 +18,14 @@ import pytest
 from redis.asyncio import Redis
 
 from events.conftest import db_counts, event, events_client, events_settings, redis_counts
+from ratesvc.app import create_app
 from ratesvc.config import Settings
+from ratesvc.courses import keys as courses_keys
 from ratesvc.embedded import EmbeddedRedis
 from ratesvc.events import keys as event_keys
-from support.servers import eventually
+from support.servers import eventually, serve_app
+
+from .conftest import log_events
 
 __all__ = ["events_settings"]  # the fixture, for this module
 
@@ -68,7 +73,11 @@ async def test_counts_are_right_again_after_redis_restarted_empty(
             unknown = await replica.get("/v1/stats/never-seen")
             assert unknown.json() == {"event_type": "never-seen", "count": 0}
         # New events after the loss count on top of what PostgreSQL already held.
-        assert (await replicas[1].post("/v1/events", json=event("signup"))).status_code == 202
+        # (a pooled connection broken by the restart may answer one 503 first)
+        await eventually(
+            lambda: replicas[1].post("/v1/events", json=event("signup", event_id="after")),
+            lambda r: r.status_code == 202,
+        )
         await eventually(lambda: replicas[0].get("/v1/stats/signup"), _count_is(SIGNUPS + 1))
         redis = Redis.from_url(own_redis.url)
         try:
@@ -97,3 +106,51 @@ async def test_a_deleted_counts_key_is_answered_from_postgres_and_rebuilt(
             timeout_s=BACK_WITHIN_S,
         )
     assert await db_counts(db) == {"login": 2, "logout": 1}
+
+
+def _cross_rate_answered(response: httpx.Response) -> bool:
+    """BTC-RUB needs Binance's BTCUSDT and CoinGecko's USD-RUB legs, read from Redis."""
+    return response.status_code == 200 and len(response.json()["courses"]) == 1
+
+
+async def test_latest_quotes_are_written_back_when_redis_lost_them(
+    courses_settings: Settings, redis: Redis
+) -> None:
+    # CoinGecko polled once a minute, as in production: its quotes must come back
+    # from the lease holder's memory, not from the next poll.
+    settings = msgspec.structs.replace(courses_settings, coingecko_poll_interval_s=60.0)
+    cross = {"direction": "BTC-RUB", "exchanger": "binance"}
+    async with (
+        serve_app(create_app(settings)) as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
+        await eventually(lambda: client.get("/v1/courses", params=cross), _cross_rate_answered)
+        polled = set(await redis.hkeys(courses_keys.QUOTES))
+
+        await redis.delete(courses_keys.QUOTES)
+        await eventually(
+            lambda: redis.hkeys(courses_keys.QUOTES),
+            lambda fields: set(fields) >= polled,
+            timeout_s=BACK_WITHIN_S,
+        )
+        answer = await client.get("/v1/courses", params=cross)
+        assert _cross_rate_answered(answer), answer.text
+    assert b"coingecko|tether/rub" in polled
+
+
+async def test_the_lease_holder_keeps_the_lease_when_redis_lost_its_key(
+    courses_settings: Settings, redis: Redis, captured_logs: io.StringIO
+) -> None:
+    async with serve_app(create_app(courses_settings)):
+
+        async def lease_is(present: bool) -> bool:
+            return bool(await redis.exists(courses_keys.LEASE)) == present
+
+        await eventually(lambda: lease_is(True))
+        owner = await redis.get(courses_keys.LEASE)
+        await redis.flushdb()
+        await eventually(lambda: lease_is(True), timeout_s=courses_settings.lease_ttl_s * 2)
+        assert await redis.get(courses_keys.LEASE) == owner
+    events = [e["event"] for e in log_events(captured_logs)]
+    assert "lease_lost" not in events  # the exchange connections never stopped
+    assert "lease_key_lost_taken_back" in events

@@ -61,7 +61,7 @@ class CoursesState:
 async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: MinuteBars) -> None:
     """The work of the lease holder: both sources and a render tick."""
     settings = services.settings
-    await sink.prime()
+    await sink.prime(services.db)
     bars.prime(sink.quotes)  # the legs of cross rates, as the last lease holder left them
     offer = services.queue.offer
     async with asyncio.TaskGroup() as group:

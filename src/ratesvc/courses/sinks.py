@@ -27,6 +27,8 @@ _V = TypeVar("_V")
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _decode_quote = msgspec.json.Decoder(Quote).decode
+PRIME_TIMEOUT_S = 5.0
+"""A hung PostgreSQL must not hold back the exchange connections of a new lease holder."""
 
 
 class RenderTick(msgspec.Struct, frozen=True, tag="render_tick"):
@@ -85,14 +87,26 @@ class RedisCoursesSink:
         self._resync = False
         """A write failed (Redis down or restarted empty): rewrite every quote."""
 
-    async def prime(self) -> None:
-        """Take over the shared view of the latest quotes (another replica may have written them)."""
+    async def prime(self, db: asyncpg.Pool) -> None:
+        """Take over the shared view of the latest quotes (another replica may have written them).
+
+        PostgreSQL's latest quotes count too: Redis may have lost its copy since
+        this process started (the warm start at start-up only covered that moment).
+        PostgreSQL being down costs only that part, never the lease holder's work.
+        """
         stored = await load_quotes(self.redis)
-        for key, quote in stored.items():
-            mine = self.quotes.get(key)
+        try:
+            async with asyncio.timeout(PRIME_TIMEOUT_S):
+                backed = await latest_in_postgres(db)
+        except STORE_ERRORS as exc:
+            log.warning("prime_without_postgres", error=repr(exc))
+            backed = {}
+        for quote in [*backed.values(), *stored.values()]:
+            mine = self.quotes.get(quote.key)
             if mine is None or quote.observed_at > mine.observed_at:
-                self.quotes[key] = quote
+                self.quotes[quote.key] = quote
         self._published = None
+        self._resync = True  # the first write puts every quote back where Redis lacks it
 
     async def write(self, batch: Sequence[object]) -> None:
         newest = quotes_in(batch)
@@ -108,16 +122,23 @@ class RedisCoursesSink:
         written = self.quotes if self._resync else newest
         if written:
             pipe.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in written.items()})
+        # Fewer fields than this process holds means Redis lost the hash (restarted,
+        # flushed, evicted) without a failed write showing it; nothing deletes fields.
+        pipe.hlen(keys.QUOTES)
         if default != self._published:
             pipe.publish(keys.CHANGES, default)
-        if len(pipe):
-            try:
-                await pipe.execute()
-            except BaseException:
-                self._resync = True
-                self._published = None
-                raise
+        try:
+            replies = await pipe.execute()
+        except BaseException:
+            self._resync = True
+            self._published = None
+            raise
         self._published = default
+        stored_fields = replies[1 if written else 0]
+        if stored_fields < len(self.quotes):
+            log.warning("quotes_lost_in_redis_rewriting", fields=stored_fields)
+            self._resync = True
+            return
         self._resync = False
 
 
@@ -347,18 +368,27 @@ class PostgresQuoteSink:
                 )
 
 
-async def warm_start(redis: Redis, db: asyncpg.Pool) -> int:
-    """Copy last known quotes from PostgreSQL into Redis where Redis has nothing newer."""
+async def latest_in_postgres(db: asyncpg.Pool) -> dict[str, Quote]:
+    """The latest quote per market as PostgreSQL keeps it (for warm starts)."""
     rows = await db.fetch("SELECT source, market, value, observed_at FROM quotes_latest")
-    in_redis = await load_quotes(redis)
-    newer: dict[str, Quote] = {}
-    for row in rows:
-        quote = Quote(
+    quotes = (
+        Quote(
             source=row["source"],
             market=row["market"],
             value=row["value"],
             observed_at=row["observed_at"],
         )
+        for row in rows
+    )
+    return {quote.key: quote for quote in quotes}
+
+
+async def warm_start(redis: Redis, db: asyncpg.Pool) -> int:
+    """Copy last known quotes from PostgreSQL into Redis where Redis has nothing newer."""
+    backed = await latest_in_postgres(db)
+    in_redis = await load_quotes(redis)
+    newer: dict[str, Quote] = {}
+    for quote in backed.values():
         seen = in_redis.get(quote.key)
         if seen is None or quote.observed_at > seen.observed_at:
             newer[quote.key] = quote
