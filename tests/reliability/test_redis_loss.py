@@ -7,7 +7,7 @@ running replicas, or a key is deleted behind the service's back.
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -23,6 +23,9 @@ from ratesvc.config import Settings
 from ratesvc.courses import keys as courses_keys
 from ratesvc.embedded import EmbeddedRedis
 from ratesvc.events import keys as event_keys
+from ratesvc.stocks import keys as stocks_keys
+from ratesvc.stocks.budget import UpstreamBudget
+from ratesvc.stocks.errors import UpstreamError
 from support.servers import eventually, serve_app
 
 from .conftest import log_events
@@ -41,7 +44,7 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
     server.stop()
 
 
-def _count_is(expected: int) -> object:
+def _count_is(expected: int) -> Callable[[httpx.Response], bool]:
     def accept(response: httpx.Response) -> bool:
         return response.status_code == 200 and response.json()["count"] == expected
 
@@ -81,9 +84,7 @@ async def test_counts_are_right_again_after_redis_restarted_empty(
         await eventually(lambda: replicas[0].get("/v1/stats/signup"), _count_is(SIGNUPS + 1))
         redis = Redis.from_url(own_redis.url)
         try:
-            await eventually(
-                lambda: redis_counts(redis), lambda c: c == {"signup": SIGNUPS + 1}
-            )
+            await eventually(lambda: redis_counts(redis), lambda c: c == {"signup": SIGNUPS + 1})
         finally:
             await redis.aclose()
     assert await db_counts(db) == {"signup": SIGNUPS + 1}
@@ -154,3 +155,29 @@ async def test_the_lease_holder_keeps_the_lease_when_redis_lost_its_key(
     events = [e["event"] for e in log_events(captured_logs)]
     assert "lease_lost" not in events  # the exchange connections never stopped
     assert "lease_key_lost_taken_back" in events
+
+
+async def test_the_polygon_budget_window_survives_redis_losing_it(redis: Redis) -> None:
+    budget = UpstreamBudget(redis, calls=2, window_s=60)
+    await budget.acquire(max_wait_s=0)
+    await budget.acquire(max_wait_s=0)
+
+    await redis.flushdb()  # Redis restarted empty: the shared window is gone
+    with pytest.raises(UpstreamError) as caught:
+        await budget.acquire(max_wait_s=0)
+    assert caught.value.failure.kind == "budget"
+    assert await redis.zcard(stocks_keys.BUDGET_CALLS) == 2  # put back, for every replica
+    with pytest.raises(UpstreamError):
+        await UpstreamBudget(redis, calls=2, window_s=60).acquire(max_wait_s=0)
+
+
+async def test_a_polygon_429_pause_survives_redis_losing_it(redis: Redis) -> None:
+    budget = UpstreamBudget(redis, calls=5, window_s=60)
+    await budget.pause(30)
+    await redis.flushdb()
+    with pytest.raises(UpstreamError) as caught:
+        await budget.acquire(max_wait_s=0)
+    assert caught.value.failure.retry_after_s is not None
+    assert 25 < caught.value.failure.retry_after_s <= 30
+    with pytest.raises(UpstreamError):  # and the other replicas pause again too
+        await UpstreamBudget(redis, calls=5, window_s=60).acquire(max_wait_s=0)

@@ -176,6 +176,7 @@ async def run_binance(
         log.error("no_trading_symbols")
         await asyncio.Event().wait()
     url = stream_url(ws_url, symbols)
+
     def fresh_delays() -> Iterator[float]:
         return backoff_delays(reconnect_min_s, reconnect_max_s, jitter=RECONNECT_JITTER)
 

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Response, asgi, get
 from litestar.datastructures import State
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+
 from ratesvc.api.errors import error_code, error_response
 from ratesvc.events import store
 from ratesvc.events.appender import BacklogFullError, EventStoreUnavailableError
