@@ -49,11 +49,12 @@ lock: $(BIN)/ratesvc ## re-resolve requirements.lock from pyproject.toml, then a
 	VENV=$(VENV) scripts/audit-deps --update
 
 .PHONY: bench-smoke
-bench-smoke: $(BIN)/ratesvc ## seconds of bench/http_bench.py, bench/slowloris.py and loadtest/run.py, no thresholds
+bench-smoke: $(BIN)/ratesvc ## seconds of bench/http_bench.py, bench/slowloris.py, loadtest/run.py and bench/recovery.py, no thresholds
 	$(BIN)/python -c "import locust, matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[load]'
 	$(BIN)/python bench/http_bench.py --quick
 	$(BIN)/python bench/slowloris.py --quick
 	$(BIN)/python loadtest/run.py --quick
+	$(BIN)/python bench/recovery.py --quick
 
 .PHONY: fmt
 fmt: $(BIN)/ratesvc ## format and autofix
