@@ -114,7 +114,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     coingecko_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: str = ""
     coingecko_poll_interval_s: PositiveFloat = 30.0
-    coingecko_retry_max_s: PositiveFloat = 5.0
+    coingecko_retry_max_s: PositiveFloat = 4.0
     """Longest wait between retries while CoinGecko fails (5xx, timeouts, bad bodies): it is
     back this soon after it answers again.  A 429 waits for its Retry-After instead."""
     polygon_url: str = "https://api.polygon.io"

@@ -85,7 +85,7 @@ async def run_coingecko(
     http: httpx.AsyncClient,
     offer: Callable[[Quote], object],
     interval_s: float,
-    retry_max_s: float = 5.0,
+    retry_max_s: float = 4.0,
     timeout_s: float = 10.0,
 ) -> None:
     """Poll forever; never raises for upstream trouble, only waits longer.
@@ -94,9 +94,9 @@ async def run_coingecko(
     prices are needed (the RUB legs of Binance's cross rates come from here),
     so 5xx, timeouts and bad bodies are retried with a backoff capped at
     ``retry_max_s``, which brings CoinGecko back within that long of it
-    answering again, however long the trouble lasted.  At the default 5 s that
-    is at most 15 calls a minute, inside the Demo plan's 100 (30 in older
-    docs).  A 429 is the rate limit speaking: the next call waits for its
+    answering again, however long the trouble lasted.  At the default 4 s
+    (retries 3.2-4 s apart) that is at most 19 calls a minute, inside the Demo
+    plan's 100 (about 30 in older docs).  A 429 is the rate limit speaking: the next call waits for its
     Retry-After, and never comes sooner than a failure retry would.
     """
     url = f"{base_url.rstrip('/')}/simple/price"
