@@ -133,7 +133,7 @@ async def run_coingecko(
                 log.warning("poll_failed", status=status, retry_in_s=round(delay, 1))
             elif status != 200:
                 delay = next(refusals)
-                log.warning("poll_refused", status=status, retry_in_s=round(delay, 1))
+                log.warning("poll_failed", status=status, retry_in_s=round(delay, 1))
             else:
                 try:
                     quotes = parse_simple_price(response.content, datetime.now(UTC))

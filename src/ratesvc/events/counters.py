@@ -20,6 +20,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ratesvc.events import keys, store
+from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("events.counters")
@@ -78,6 +79,7 @@ class Counters:
     async def keep_complete(self, db: asyncpg.Pool, interval_s: float = 1.0) -> None:
         """Forever: rebuild the counters from PostgreSQL whenever Redis has lost them."""
         while True:
+            raise_if_cancelling()
             if not await self._redis.hexists(keys.COUNTS, keys.COMPLETE):
                 totals = await store.all_totals(db)
                 await self.rebuild(totals)
