@@ -28,7 +28,7 @@ from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.errors import UpstreamError
 from support.servers import eventually, serve_app
 
-from .conftest import log_events
+from .conftest import Simulated, log_events
 
 __all__ = ["events_settings"]  # the fixture, for this module
 
@@ -114,8 +114,9 @@ def _cross_rate_answered(response: httpx.Response) -> bool:
     return response.status_code == 200 and len(response.json()["courses"]) == 1
 
 
+@pytest.mark.parametrize("upstreams", ["answering", "down"])
 async def test_latest_quotes_are_written_back_when_redis_lost_them(
-    courses_settings: Settings, redis: Redis
+    courses_settings: Settings, simulated: Simulated, redis: Redis, upstreams: str
 ) -> None:
     # CoinGecko polled once a minute, as in production: its quotes must come back
     # from the lease holder's memory, not from the next poll.
@@ -127,6 +128,10 @@ async def test_latest_quotes_are_written_back_when_redis_lost_them(
     ):
         await eventually(lambda: client.get("/v1/courses", params=cross), _cross_rate_answered)
         polled = set(await redis.hkeys(courses_keys.QUOTES))
+        if upstreams == "down":  # no new quote will arrive to write: the old ones must
+            simulated.upstreams.binance.set_mode("refuse")
+            await simulated.upstreams.binance.drop_all()
+            simulated.upstreams.coingecko.set_mode("error")
 
         await redis.delete(courses_keys.QUOTES)
         await eventually(
