@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("lease")
@@ -78,6 +79,7 @@ class Lease:
 
     async def _keep(self) -> None:
         while True:
+            raise_if_cancelling()
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
                 renewed = await self.renew()
@@ -89,6 +91,7 @@ class Lease:
     async def run_while_held(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Forever: wait for the lease, run ``work`` while it is held, stop it when lost."""
         while True:
+            raise_if_cancelling()
             if not await self.acquire():
                 await asyncio.sleep(self.ttl_ms / 3000)
                 continue
