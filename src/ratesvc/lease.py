@@ -79,7 +79,7 @@ class Lease:
 
     async def _keep(self) -> None:
         while True:
-            raise_if_cancelling()
+            raise_if_cancelling()  # a fresh task per term: its count is its own
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
                 renewed = await self.renew()
@@ -90,8 +90,10 @@ class Lease:
 
     async def run_while_held(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Forever: wait for the lease, run ``work`` while it is held, stop it when lost."""
+        # No cancellation guard in this loop: on Python 3.11 a TaskGroup whose child
+        # failed while it waited leaves the parent's cancel request counted (it never
+        # calls uncancel()), so the guard would end this task after every lost lease.
         while True:
-            raise_if_cancelling()
             if not await self.acquire():
                 await asyncio.sleep(self.ttl_ms / 3000)
                 continue
