@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -31,6 +32,7 @@ from ratesvc.api.errors import (
     internal_error_handler,
     store_unavailable_handler,
 )
+from ratesvc.api.exposition import WorkerMetrics, exposition_of, metrics_dir
 from ratesvc.api.limits import RequestLimitsMiddleware
 from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
@@ -48,6 +50,7 @@ from ratesvc.supervisor import Supervisor
 log = get_logger("app")
 
 DRAINER_TASK = "drainer"
+METRICS_TASK = "metrics_export"
 MAX_BODY_BYTES = 1024 * 1024
 REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_SOCKET_TIMEOUT_S = 2.0
@@ -115,7 +118,13 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.services = services
         services.metric_sources.append(app.state.request_metrics.collect)
         services.metric_sources.append(HEADER_TIMEOUTS.collect)
-        app.state.metrics_registry = service_registry(services)
+        render = exposition_of(REGISTRY, service_registry(services))
+        worker_metrics: WorkerMetrics | None = None
+        if settings.workers > 1:
+            worker_metrics = WorkerMetrics(metrics_dir(settings.data_path), render)
+            app.state.scrape_metrics = worker_metrics.scrape
+        else:
+            app.state.scrape_metrics = render
         log.info(
             "stores_connected",
             redis=redact_url(settings.redis_url),
@@ -132,6 +141,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             flush_interval_s=settings.drain_flush_interval_s,
         )
         supervisor.start(DRAINER_TASK, services.drainer.run)
+        if worker_metrics is not None:
+            supervisor.start(METRICS_TASK, worker_metrics.run)
         log.info("app_started", features=[f.name for f in features])
         try:
             yield
@@ -145,6 +156,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             if not await services.queue.join(grace):
                 log.warning("queue_not_drained_at_shutdown", depth=services.queue.depth)
             await supervisor.stop([DRAINER_TASK], grace_s=grace)
+            if worker_metrics is not None:
+                worker_metrics.write()  # this worker's final counts stay in the totals
             log.info("app_stopped")
 
 

@@ -72,6 +72,10 @@ def serve(args: argparse.Namespace) -> int:
             stack.callback(postgres.stop)
             os.environ["RATESVC_DATABASE_URL"] = postgres.url
         settings = _settings_or_exit({})
+        if settings.workers > 1:
+            from ratesvc.api.exposition import metrics_dir, reset_metrics_dir  # noqa: PLC0415
+
+            reset_metrics_dir(metrics_dir(settings.data_path))
         log.info("serving", host=settings.host, port=settings.port, workers=settings.workers)
         _install_stop_handlers()
         with contextlib.suppress(_StopRequestedError):

@@ -44,6 +44,11 @@ return 0
 """
 
 
+def worker_id() -> str:
+    """This process among all replicas and workers: host (the container's, in docker) and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class LeaseLostError(Exception):
     """Another replica holds the lease now (or Redis could not confirm ours)."""
 
@@ -53,7 +58,7 @@ class Lease:
         self.redis = redis
         self.key = key
         self.ttl_ms = max(1, int(ttl_s * 1000))
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
         self.held = False
 
     async def acquire(self) -> bool:

@@ -11,6 +11,7 @@ import httpx
 from redis.asyncio import Redis
 
 from ratesvc.config import Settings
+from ratesvc.lease import Lease
 from ratesvc.pipeline import Drainer, Sink, UpdateQueue
 from ratesvc.supervisor import Supervisor
 
@@ -30,6 +31,8 @@ class Services:
     metric_sources: list[MetricSource] = field(default_factory=list)
     """Features append collectors here; /metrics renders them with the request metrics."""
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    leases: dict[str, Lease] = field(default_factory=dict)
+    """Leases this process competes for; /v1/ready names each one's holder."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Per-feature state (caches, readers) keyed by feature name."""
     drainer: Drainer | None = None

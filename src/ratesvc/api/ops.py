@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Response, get
 from litestar.datastructures import State
-from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from ratesvc.lease import Lease, worker_id
 from ratesvc.services import Services
 from ratesvc.supervisor import TaskState
 
@@ -23,12 +23,22 @@ class Health(msgspec.Struct):
     status: str
 
 
+class LeaseHolder(msgspec.Struct):
+    holder: str | None
+    """``host:pid:token`` of the worker or replica holding it; null when free or unknown."""
+    held_here: bool
+    """True when the process that answered holds it."""
+
+
 class Readiness(msgspec.Struct):
     status: str
     redis: str
     postgres: str
     tasks: dict[str, TaskState]
     checks: dict[str, bool]
+    worker: str
+    """``host:pid`` of the process that answered (one of several workers or replicas)."""
+    leases: dict[str, LeaseHolder]
 
 
 @get("/v1/health", tags=["ops"], opt=OPS_OPT, summary="Liveness: the process is up")
@@ -54,10 +64,13 @@ async def _check(probe: Any) -> str:
 )
 async def ready(state: State) -> Response[Readiness]:
     services: Services = state.services
-    redis_status, pg_status = await asyncio.gather(
-        _check(services.redis.ping()), _check(services.db.fetchval("SELECT 1"))
+    names = list(services.leases)
+    (redis_status, pg_status), holders = await asyncio.gather(
+        asyncio.gather(_check(services.redis.ping()), _check(services.db.fetchval("SELECT 1"))),
+        asyncio.gather(*(_lease_holder(services.leases[name]) for name in names)),
     )
     checks = {name: check() for name, check in services.readiness_checks.items()}
+    leases = dict(zip(names, holders, strict=True))
     ok = redis_status == "ok" and pg_status == "ok" and all(checks.values())
     body = Readiness(
         status="ok" if ok else "unavailable",
@@ -65,8 +78,19 @@ async def ready(state: State) -> Response[Readiness]:
         postgres=pg_status,
         tasks=dict(services.supervisor.states),
         checks=checks,
+        worker=worker_id(),
+        leases=leases,
     )
     return Response(body, status_code=200 if ok else 503)
+
+
+async def _lease_holder(lease: Lease) -> LeaseHolder:
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            holder = await lease.holder()
+    except Exception:  # noqa: BLE001 - Redis trouble is already reported as "redis"
+        holder = None
+    return LeaseHolder(holder=holder, held_here=lease.held and holder == lease.owner)
 
 
 class ServiceCollector(Collector):
@@ -115,7 +139,7 @@ def service_registry(services: Services) -> CollectorRegistry:
 
 @get("/metrics", tags=["ops"], opt=OPS_OPT, include_in_schema=False)
 async def metrics(state: State) -> Response[bytes]:
-    body = generate_latest(REGISTRY) + generate_latest(state.metrics_registry)
+    body: bytes = state.scrape_metrics()
     return Response(body, media_type=MediaType.TEXT + "; version=0.0.4")
 
 

@@ -185,6 +185,7 @@ async def start(services: Services) -> None:
     services.extras["history"] = HistoryReader(
         services.redis, services.db, retention_s=settings.history_days * 86400
     )
+    services.leases["exchanges"] = state.lease
     services.metric_sources.append(lambda: _metrics(state))
     services.metric_sources.append(lambda: _history_metrics(history))
     services.supervisor.start(
