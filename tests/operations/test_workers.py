@@ -16,6 +16,7 @@ from ratesvc.serve_process import RunningServe, serve_process
 
 pytestmark = pytest.mark.slow
 
+LEAST_REQUESTS = 100
 MOST_REQUESTS = 2000
 """Bound on the requests sent until both workers have answered."""
 
