@@ -15,6 +15,7 @@ from typing import Any
 
 from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.log import configure_logging, get_logger
+from ratesvc.redact import redact_url
 
 log = get_logger("cli")
 
@@ -206,7 +207,11 @@ def purge(args: argparse.Namespace) -> int:
     try:
         deleted = asyncio.run(run())
     except RedisConnectionError as exc:
-        print(f"ratesvc: the service's Redis does not answer: {exc}", file=sys.stderr)
+        print(
+            f"ratesvc: no answer from the service's Redis at {redact_url(redis_url)}: "
+            f"is ratesvc running? ({exc})",
+            file=sys.stderr,
+        )
         return 1
     print(f"purged {deleted} cached series of {args.ticker}")
     return 0

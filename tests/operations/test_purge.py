@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ratesvc.embedded import free_port
 from ratesvc.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
@@ -45,3 +46,14 @@ def test_purge_finds_the_embedded_redis_of_the_running_service(tmp_path: Path) -
     assert stopped.returncode == 2
     assert "RATESVC_REDIS_URL" in stopped.stderr
     assert "Traceback" not in stopped.stderr
+
+
+def test_purge_says_so_when_the_announced_redis_is_gone(tmp_path: Path) -> None:
+    # What a service killed with SIGKILL leaves: the URL of a Redis that stopped with it.
+    announced = tmp_path / ".ratesvc" / "redis" / "url"
+    announced.parent.mkdir(parents=True)
+    announced.write_text(f"redis://127.0.0.1:{free_port()}/0\n")
+    purged = _purge(tmp_path, "AAPL")
+    assert purged.returncode == 1
+    assert "is ratesvc running?" in purged.stderr
+    assert "Traceback" not in purged.stderr
