@@ -12,35 +12,33 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ratesvc.api.exposition import WorkerMetrics
 
-OTHER = """\
-# HELP ratesvc_requests_total Total requests
-# TYPE ratesvc_requests_total counter
-ratesvc_requests_total{method="GET",path="/v1/courses"} 5.0
-ratesvc_requests_total{method="GET",path="/v1/health"} 2.0
-# HELP ratesvc_request_duration_seconds Request duration, in seconds
-# TYPE ratesvc_request_duration_seconds histogram
-ratesvc_request_duration_seconds_bucket{le="0.005",path="/v1/courses"} 4.0
-ratesvc_request_duration_seconds_bucket{le="+Inf",path="/v1/courses"} 5.0
-ratesvc_request_duration_seconds_count{path="/v1/courses"} 5.0
-ratesvc_request_duration_seconds_sum{path="/v1/courses"} 0.01
-# HELP ratesvc_queue_depth Updates waiting for the drainer
-# TYPE ratesvc_queue_depth gauge
-ratesvc_queue_depth 7.0
-"""
-OWN = """\
-# HELP ratesvc_requests_total Total requests
-# TYPE ratesvc_requests_total counter
-ratesvc_requests_total{method="GET",path="/v1/courses"} 3.0
-# HELP ratesvc_request_duration_seconds Request duration, in seconds
-# TYPE ratesvc_request_duration_seconds histogram
-ratesvc_request_duration_seconds_bucket{le="0.005",path="/v1/courses"} 1.0
-ratesvc_request_duration_seconds_bucket{le="+Inf",path="/v1/courses"} 3.0
-ratesvc_request_duration_seconds_count{path="/v1/courses"} 3.0
-ratesvc_request_duration_seconds_sum{path="/v1/courses"} 0.02
-# HELP ratesvc_queue_depth Updates waiting for the drainer
-# TYPE ratesvc_queue_depth gauge
-ratesvc_queue_depth 1.0
-"""
+
+def _exposition(courses: int, fast: int, seconds: float, queue: int, health: int = 0) -> str:
+    """One worker's file: request counts and latency of /v1/courses, queue depth."""
+    lines = [
+        "# HELP ratesvc_requests_total Total requests",
+        "# TYPE ratesvc_requests_total counter",
+        f'ratesvc_requests_total{{method="GET",path="/v1/courses"}} {courses}.0',
+        *(
+            [f'ratesvc_requests_total{{method="GET",path="/v1/health"}} {health}.0']
+            if health
+            else []
+        ),
+        "# HELP ratesvc_request_duration_seconds Request duration, in seconds",
+        "# TYPE ratesvc_request_duration_seconds histogram",
+        f'ratesvc_request_duration_seconds_bucket{{le="0.005",path="/v1/courses"}} {fast}.0',
+        f'ratesvc_request_duration_seconds_bucket{{le="+Inf",path="/v1/courses"}} {courses}.0',
+        f'ratesvc_request_duration_seconds_count{{path="/v1/courses"}} {courses}.0',
+        f'ratesvc_request_duration_seconds_sum{{path="/v1/courses"}} {seconds}',
+        "# HELP ratesvc_queue_depth Updates waiting for the drainer",
+        "# TYPE ratesvc_queue_depth gauge",
+        f"ratesvc_queue_depth {queue}.0",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+OTHER = _exposition(courses=5, fast=4, seconds=0.01, queue=7, health=2)
+OWN = _exposition(courses=3, fast=1, seconds=0.02, queue=1)
 
 
 def _exited_pid() -> int:
