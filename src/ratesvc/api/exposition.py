@@ -24,7 +24,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
@@ -41,6 +40,7 @@ EXPORT_INTERVAL_S = 1.0
 SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram", "unknown"})
 WORKER_LABEL = "worker"
 
+Labels = tuple[tuple[str, str], ...]
 Render = Callable[[], bytes]
 """This process's metrics in the Prometheus text format."""
 
@@ -92,7 +92,7 @@ class _Combined(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
-        sums: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+        values: dict[str, dict[tuple[str, Labels], float]] = {}
         for pid, text in self.expositions:
             live = _alive(pid)
             try:
@@ -104,27 +104,18 @@ class _Combined(Collector):
                 summed = family.type in SUMMED_TYPES
                 if not summed and not live:
                     continue  # an exited worker's gauges describe nothing any more
-                merged = families.setdefault(
+                families.setdefault(
                     family.name, Metric(family.name, family.documentation, family.type)
                 )
+                series = values.setdefault(family.name, {})
                 for sample in family.samples:
-                    labels = dict(sample.labels)
-                    if not summed:
-                        labels[WORKER_LABEL] = str(pid)
-                    key = (family.name, sample.name, tuple(sorted(labels.items())))
-                    if summed and key in sums:
-                        sums[key] += sample.value
-                        continue
-                    sums[key] = sample.value
-                    merged.add_sample(sample.name, labels, sample.value)
-        for merged in families.values():
-            merged.samples = [
-                sample._replace(
-                    value=sums[(merged.name, sample.name, tuple(sorted(sample.labels.items())))]
-                )
-                for sample in merged.samples
-            ]
-            yield merged
+                    labels = sample.labels if summed else {**sample.labels, WORKER_LABEL: str(pid)}
+                    key = (sample.name, tuple(sorted(labels.items())))
+                    series[key] = series.get(key, 0.0) + sample.value
+        for name, family in families.items():
+            for (sample_name, label_pairs), value in values[name].items():
+                family.add_sample(sample_name, dict(label_pairs), value)
+            yield family
 
 
 def _alive(pid: int) -> bool:
@@ -137,7 +128,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def exposition_of(*registries: Any) -> Render:
+def exposition_of(*registries: CollectorRegistry) -> Render:
     """The text of ``registries`` together, rendered when called."""
 
     def render() -> bytes:
