@@ -22,6 +22,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ratesvc.api.errors import error_code
+from ratesvc.api.raw import json_reply, send_reply
 
 MAX_TARGET_BYTES = 8 * 1024
 MAX_QUERY_PARAMS = 64
@@ -67,15 +68,4 @@ class RequestLimitsMiddleware:
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
     body = _encode({"error": error_code(status), "detail": detail})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_reply(send, json_reply(status, body, (b"connection", b"close")))

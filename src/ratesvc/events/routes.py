@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 from litestar import Response, asgi, get
 from litestar.datastructures import State
-from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 
 from ratesvc.api.errors import error_code, error_response
+from ratesvc.api.raw import json_reply, send_reply
 from ratesvc.events import store
 from ratesvc.events.appender import BacklogFullError, EventStoreUnavailableError
 from ratesvc.events.model import (
@@ -103,18 +104,7 @@ async def _send_error(
 async def _send_raw(
     send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-    }
-    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
-    await send(start)
-    await send(end)
+    await send_reply(send, json_reply(status, body, *headers))
 
 
 @get(

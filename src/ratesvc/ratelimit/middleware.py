@@ -16,14 +16,13 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.types import (
     ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
     Message,
     Receive,
     Scope,
     Send,
 )
 
+from ratesvc.api.raw import json_reply, send_reply
 from ratesvc.log import get_logger
 from ratesvc.ratelimit.client import client_key
 from ratesvc.ratelimit.limiter import RateLimiter
@@ -90,22 +89,7 @@ def refusal(limiter: RateLimiter, reset: bytes) -> tuple[bytes, list[Header]]:
 
 
 async def _send_refusal(send: Send, body: bytes, headers: list[Header]) -> None:
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": 429,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *headers,
-        ],
-    }
-    end: HTTPResponseBodyEvent = {
-        "type": "http.response.body",
-        "body": body,
-        "more_body": False,
-    }
-    await send(start)
-    await send(end)
+    await send_reply(send, json_reply(429, body, *headers))
 
 
 def _attach(limiter: RateLimiter, scope: Scope) -> None:

@@ -20,8 +20,6 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import (
     ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
     Receive,
     Scope,
     Send,
@@ -29,6 +27,7 @@ from litestar.types import (
 from redis.exceptions import RedisError
 
 from ratesvc.api.errors import error_response
+from ratesvc.api.raw import json_reply, send_reply
 from ratesvc.log import get_logger
 from ratesvc.stocks.errors import UpstreamError
 from ratesvc.stocks.query import AggsQuery, QueryError, parse_aggs_query
@@ -154,25 +153,10 @@ class RawAggregates:
         if page.next_from_ms is not None:
             next_url = _next_url(Request(scope, receive), query, page.next_from_ms)
         body = render_body(query, page, uuid.uuid4().hex, next_url)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"x-cache", page.cache.encode()),
-        ]
+        extra = [(b"x-cache", page.cache.encode())]
         if page.cache == "STALE":
-            headers.append((b"warning", STALE_WARNING.encode()))
-        start: HTTPResponseStartEvent = {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": headers,
-        }
-        end: HTTPResponseBodyEvent = {
-            "type": "http.response.body",
-            "body": body,
-            "more_body": False,
-        }
-        await send(start)
-        await send(end)
+            extra.append((b"warning", STALE_WARNING.encode()))
+        await send_reply(send, json_reply(200, body, *extra))
 
 
 def failure_response(exc: UpstreamError | RedisError) -> Response[Any]:
