@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
 from redis import Redis
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
 from ratesvc.events import keys
-from ratesvc.serve_process import ServeFailedError, serve_process
+from support.serve_process import ServeFailedError, serve_process
 
 WRK_SCRIPT = """
 wrk.method = "POST"

@@ -51,9 +51,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from ratesvc.serve_process import ServeFailedError, serve_process
+from support.serve_process import ServeFailedError, serve_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

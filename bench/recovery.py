@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
-from ratesvc.serve_process import serve_process
 from ratesvc.simulate.process import SimulatorProcess
+from support.serve_process import serve_process
 
 POLL_S = 0.05
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
-from ratesvc.serve_process import serve_process
+from support.serve_process import serve_process
 
 CORES = sorted(os.sched_getaffinity(0))
 PARTIAL_HEAD = b"GET /v1/health HTTP/1.1\r\nHost: bench\r\nX-Slow: "

@@ -37,7 +37,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ratesvc.serve_process import ServeFailedError, serve_process
+import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
+
+from support.serve_process import ServeFailedError, serve_process
 
 HERE = Path(__file__).resolve().parent
 CORES = sorted(os.sched_getaffinity(0))

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from ratesvc.serve_process import serve_process
 from support.processes import processes_mentioning
+from support.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
 

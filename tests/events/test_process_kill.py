@@ -16,8 +16,8 @@ from ratesvc.config import Settings
 from ratesvc.events import keys
 from ratesvc.events.drainer import ensure_group
 from ratesvc.events.model import Event, encode_entry
-from ratesvc.serve_process import serve_process
 from support.environment import store_environment
+from support.serve_process import serve_process
 from support.servers import eventually
 
 from .conftest import db_counts, redis_counts, stream_length, table_counts

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ratesvc.serve_process import serve_process
 from support.processes import processes_mentioning
+from support.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
 

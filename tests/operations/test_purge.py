@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ratesvc.embedded import free_port
-from ratesvc.serve_process import serve_process
+from support.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from ratesvc.config import Settings
 from ratesvc.embedded import free_port
-from ratesvc.serve_process import serve_process
+from support.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
 

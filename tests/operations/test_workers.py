@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ratesvc.serve_process import RunningServe, serve_process
+from support.serve_process import RunningServe, serve_process
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ import pytest
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.serve_process import serve_process
 from support.environment import store_environment
 from support.processes import processes_mentioning
+from support.serve_process import serve_process
 from support.servers import eventually, serve_app
 
 pytestmark = pytest.mark.slow

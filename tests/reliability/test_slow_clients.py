@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from ratesvc.config import Settings
-from ratesvc.serve_process import RunningServe, serve_process
 from support.environment import store_environment
+from support.serve_process import RunningServe, serve_process
 
 pytestmark = pytest.mark.slow
 

@@ -62,7 +62,7 @@ def serve_process(
     port = free_port()
     command = [*command_prefix, sys.executable, "-m", "ratesvc", "serve"]
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+        process = subprocess.Popen(
             command,
             env=_environment(settings, port),
             cwd=cwd,

@@ -1,0 +1,1 @@
+../bench/support_path.py
