@@ -1,6 +1,10 @@
 # ratesvc: one image, the same install step the README uses (pip install of the package).
 FROM python:3.11-slim
 
+# 1 also installs the upstream simulators (packages/ratesvc-sim), which
+# RATESVC_SIMULATE=1 needs; by default the image carries only the service.
+ARG WITH_SIMULATORS=0
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -12,7 +16,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . \
+# The simulators' source is mounted for this step only, never copied into a layer.
+RUN --mount=type=bind,source=packages/ratesvc-sim,target=/tmp/ratesvc-sim,rw \
+    pip install . \
+    && if [ "$WITH_SIMULATORS" = 1 ]; then pip install /tmp/ratesvc-sim; fi \
     && useradd --system --uid 10001 --home-dir /var/lib/ratesvc --create-home ratesvc
 
 # Numeric, so the runtime (and Kubernetes runAsNonRoot) can tell it is not root.

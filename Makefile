@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+SIM    := packages/ratesvc-sim
 
 .DEFAULT_GOAL := help
 
-$(BIN)/ratesvc: pyproject.toml
+# The simulators ($(SIM): `ratesvc simulate`, `make demo`, the tests) are a package
+# of their own so that the service's wheel and image do not carry them.
+$(BIN)/ratesvc: pyproject.toml $(SIM)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e $(SIM)
 	touch $@
 
 .PHONY: help
@@ -16,7 +19,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: install
-install: $(BIN)/ratesvc ## make .venv and install ratesvc with its dev tools
+install: $(BIN)/ratesvc ## make .venv and install ratesvc, its simulators and its dev tools
 
 .PHONY: run
 run: $(BIN)/ratesvc ## start ratesvc (embedded Redis/PostgreSQL unless RATESVC_*_URL are set)

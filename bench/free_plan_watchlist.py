@@ -23,8 +23,8 @@ import httpx
 from stocks_workload import stocks_service
 
 from ratesvc.log import configure_logging
-from ratesvc.simulate.polygon import PolygonSimulator
-from ratesvc.simulate.polygon_reference import TICKERS
+from ratesvc_sim.polygon import PolygonSimulator
+from ratesvc_sim.polygon_reference import TICKERS
 
 WATCHLIST = TICKERS[:20]
 

@@ -40,7 +40,7 @@ import httpx
 import support_path  # noqa: F401  (puts tests/ on sys.path for support.*)
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis
-from ratesvc.simulate.process import SimulatorProcess
+from ratesvc_sim.process import SimulatorProcess
 from support.serve_process import serve_process
 
 POLL_S = 0.05

@@ -61,9 +61,9 @@ from litestar import Litestar
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from ratesvc.log import configure_logging
-from ratesvc.simulate.polygon import PolygonSimulator
-from ratesvc.simulate.polygon_reference import TICKERS as UNIVERSE
 from ratesvc.stocks.timegrid import eastern_today
+from ratesvc_sim.polygon import PolygonSimulator
+from ratesvc_sim.polygon_reference import TICKERS as UNIVERSE
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_COUNT = re.compile(rb'"resultsCount":(\d+)')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -25,6 +26,22 @@ DESCRIPTION = (
     "migrate (database migrations), purge (forget a ticker's cached bars)."
 )
 """What ``ratesvc --help`` says; plain text, unlike the module docstring."""
+
+SIMULATORS_MISSING = (
+    "ratesvc: the upstream simulators are not installed; from the ratesvc repository, "
+    "`pip install ./packages/ratesvc-sim` (`make install` does)"
+)
+
+
+def _require_simulators() -> None:
+    """Exit 2 with one line saying how to install them, when ``ratesvc_sim`` is missing.
+
+    The simulators are a package of their own, so the service's wheel and image
+    carry them only when asked for.
+    """
+    if importlib.util.find_spec("ratesvc_sim") is None:
+        print(SIMULATORS_MISSING, file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _settings_or_exit(overrides: dict[str, str]) -> Settings:
@@ -54,7 +71,6 @@ def serve(args: argparse.Namespace) -> int:
         EmbeddedRedis,
         embedded_redis_dir,
     )
-    from ratesvc.simulate.process import SimulatorProcess  # noqa: PLC0415
 
     settings = _settings_or_exit(_overrides(args))
     configure_logging(settings.log_level, settings.secrets)
@@ -62,6 +78,9 @@ def serve(args: argparse.Namespace) -> int:
         # Child processes and workers read their settings from the environment,
         # so whatever serve starts for them is announced there.
         if settings.simulate:
+            _require_simulators()
+            from ratesvc_sim.process import SimulatorProcess  # noqa: PLC0415
+
             simulators = stack.enter_context(SimulatorProcess(settings.data_path / "simulate"))
             os.environ.update(simulators.environment())
         if settings.redis_url is None:
@@ -120,7 +139,8 @@ def _run_uvicorn(uvicorn: Any, settings: Settings) -> None:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from ratesvc.simulate.server import run_simulators  # noqa: PLC0415
+    _require_simulators()
+    from ratesvc_sim.server import run_simulators  # noqa: PLC0415
 
     settings = _settings_or_exit({})
     configure_logging(settings.log_level, settings.secrets)

@@ -108,7 +108,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # Upstreams
     simulate: bool = False
-    """Start the built-in upstream simulators and point the service at them."""
+    """Start the upstream simulators (packages/ratesvc-sim) and point the service at them."""
     binance_ws_url: str = "wss://stream.binance.com:9443"
     binance_rest_url: str = "https://api.binance.com"
     coingecko_url: str = "https://api.coingecko.com/api/v3"

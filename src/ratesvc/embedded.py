@@ -30,7 +30,7 @@ URL_FILE = "url"
 """In the embedded Redis's directory while it runs: its URL, for ``ratesvc purge``."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the child gets SIGTERM if ratesvc dies, even by SIGKILL, so no orphan is left."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -116,7 +116,7 @@ class EmbeddedRedis:
             # process group, and Redis must outlive the app that is still using it;
             # ratesvc stops it after the app (`stop`).
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - called before threads start
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - called before threads start
         )
         _wait_for_port(self.port, timeout_s, self._process)
         # The port is random, so tools run next to the service (`ratesvc purge`)

@@ -17,8 +17,8 @@ from ratesvc.courses import keys
 from ratesvc.courses.sinks import encode_quote
 from ratesvc.embedded import free_port
 from ratesvc.models import Quote
-from ratesvc.simulate.server import build_http_app, simulator_urls
-from ratesvc.simulate.upstreams import Upstreams
+from ratesvc_sim.server import build_http_app, simulator_urls
+from ratesvc_sim.upstreams import Upstreams
 from support.servers import serve_app
 
 

@@ -22,9 +22,9 @@ from litestar import Litestar
 from courses.conftest import point_at
 from ratesvc.app import create_app
 from ratesvc.config import Settings, load_settings
-from ratesvc.simulate.polygon import PolygonSimulator
-from ratesvc.simulate.server import build_http_app, simulator_urls
-from ratesvc.simulate.upstreams import Upstreams
+from ratesvc_sim.polygon import PolygonSimulator
+from ratesvc_sim.server import build_http_app, simulator_urls
+from ratesvc_sim.upstreams import Upstreams
 from support.servers import serve_app
 
 COINGECKO_KEY = "CG-fuzz-key-4b1d0c2e"

@@ -12,7 +12,7 @@ from litestar import Litestar
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.polygon import PolygonSimulator
 from support.servers import serve_app
 
 API_KEY = "pk_TEST_5ecret_d0_not_leak_91f3"

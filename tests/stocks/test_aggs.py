@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import API_KEY
 from stocks.helpers import all_pages, upstream_bars
 

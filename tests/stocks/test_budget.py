@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 
-from ratesvc.simulate.polygon import PolygonSimulator
 from ratesvc.stocks import keys
 from ratesvc.stocks.budget import UpstreamBudget
 from ratesvc.stocks.errors import UpstreamError
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import ServeStocks
 from support.servers import eventually
 

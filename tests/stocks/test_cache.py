@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 
 from ratesvc.cli import main
 from ratesvc.log import configure_logging
-from ratesvc.simulate.polygon import PolygonSimulator
 from ratesvc.stocks import keys
 from ratesvc.stocks.timegrid import eastern_today
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import ServeStocks
 from support.servers import eventually
 

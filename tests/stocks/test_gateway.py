@@ -14,12 +14,12 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from ratesvc.simulate import polygon_reference as reference
-from ratesvc.simulate.polygon import PolygonSimulator
 from ratesvc.stocks import keys
 from ratesvc.stocks.docstore import DocStore, Document
 from ratesvc.stocks.purge import purge_ticker
 from ratesvc.stocks.timegrid import eastern_today
+from ratesvc_sim import polygon_reference as reference
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import API_KEY, ServeStocks
 
 PAST = "2024-06-27"

@@ -19,8 +19,8 @@ import pytest
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.simulate import polygon_reference as reference
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim import polygon_reference as reference
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import API_KEY
 from support.servers import serve_app
 

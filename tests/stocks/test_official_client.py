@@ -12,7 +12,7 @@ from polygon.exceptions import BadResponse
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import API_KEY
 from stocks.helpers import upstream_bars
 from support.servers import serve_app

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from litestar import Litestar, MediaType, Request, Response, get
 
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.polygon import PolygonSimulator
 from stocks.conftest import API_KEY, ServeStocks
 from stocks.helpers import all_pages, upstream_bars
 from support.servers import serve_app

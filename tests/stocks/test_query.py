@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.polygon import PolygonSimulator
 
 BASE = "/v1/stocks/aggs"
 

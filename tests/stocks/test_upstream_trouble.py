@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from ratesvc.log import configure_logging
-from ratesvc.simulate.polygon import Body, PolygonSimulator
+from ratesvc_sim.polygon import Body, PolygonSimulator
 from stocks.conftest import API_KEY, ServeStocks
 
 PATH = "/v1/stocks/aggs/NFLX/range/1/day/2023-01-01/2023-03-31"

@@ -36,7 +36,7 @@ def build_http_app(route_handlers: Sequence[Any]) -> Litestar:
 async def run_simulators(
     host: str, port: int, *, ready_file: str | None = None, seed: int = 1
 ) -> None:
-    from ratesvc.simulate.upstreams import Upstreams  # noqa: PLC0415
+    from ratesvc_sim.upstreams import Upstreams  # noqa: PLC0415
 
     upstreams = Upstreams(seed=seed)
     http_port = port

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ratesvc.embedded import _die_with_parent
+from ratesvc.embedded import die_with_parent
 
 
 class SimulatorProcess:
@@ -33,7 +33,7 @@ class SimulatorProcess:
             # Out of the terminal's process group, as the embedded stores are: the
             # simulators keep answering until the app has stopped, then get SIGTERM.
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - before threads start
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - before threads start
         )  # fmt: skip
         deadline = time.monotonic() + self.timeout_s
         while not ready.exists():

@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
 
-from ratesvc.simulate.market import Market
+from ratesvc_sim.market import Market
 
 Mode = Literal["normal", "silent", "refuse", "garbage"]
 STREAM_TYPES = ("miniTicker", "ticker", "bookTicker", "trade", "aggTrade")

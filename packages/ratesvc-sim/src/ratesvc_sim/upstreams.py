@@ -10,10 +10,10 @@ from typing import Any
 from litestar import Router, get, post
 from litestar.exceptions import NotFoundException
 
-from ratesvc.simulate.binance import BinanceSimulator
-from ratesvc.simulate.coingecko import CoinGeckoSimulator
-from ratesvc.simulate.market import Market
-from ratesvc.simulate.polygon import PolygonSimulator
+from ratesvc_sim.binance import BinanceSimulator
+from ratesvc_sim.coingecko import CoinGeckoSimulator
+from ratesvc_sim.market import Market
+from ratesvc_sim.polygon import PolygonSimulator
 
 
 class Upstreams:

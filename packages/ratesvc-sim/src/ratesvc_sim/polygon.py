@@ -37,7 +37,6 @@ from typing import Any, Literal
 import msgspec
 from litestar import MediaType, Request, Response, Router, get, post
 
-from ratesvc.simulate import polygon_reference as reference
 from ratesvc.stocks.timegrid import (
     DAY_MS,
     EASTERN,
@@ -45,6 +44,7 @@ from ratesvc.stocks.timegrid import (
     eastern_date,
     eastern_midnight_ms,
 )
+from ratesvc_sim import polygon_reference as reference
 
 HOUR_MS = 3_600_000
 SESSION_OPENS_MS = 4 * HOUR_MS

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from litestar import MediaType, Response, Router, get
 
-from ratesvc.simulate.market import Market
+from ratesvc_sim.market import Market
 
 Mode = Literal["normal", "rate_limited", "error", "html", "garbage", "slow"]
 
