@@ -85,9 +85,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-@pytest.fixture
-def settings(redis_url: str, database_url: str, redis: Redis, db: asyncpg.Connection) -> Settings:
-    """Settings for an app on the test servers, with their stores emptied."""
+@pytest.fixture(scope="session")
+def store_settings(redis_url: str, database_url: str) -> Settings:
+    """Settings for an app on the test servers, for a module's shared app.
+
+    The stores are emptied per test by ``redis`` and ``db`` (or ``settings``), not here.
+    """
     return load_settings(
         {
             "RATESVC_REDIS_URL": redis_url,
@@ -96,3 +99,9 @@ def settings(redis_url: str, database_url: str, redis: Redis, db: asyncpg.Connec
         },
         env_file=None,
     )
+
+
+@pytest.fixture
+def settings(store_settings: Settings, redis: Redis, db: asyncpg.Connection) -> Settings:
+    """Settings for an app on the test servers, with their stores emptied."""
+    return store_settings

@@ -1,7 +1,15 @@
-"""Fixtures: the Polygon simulator on a real port and ratesvc apps pointed at it."""
+"""Fixtures: the Polygon simulator on a real port and ratesvc apps pointed at it.
+
+The module's tests share one simulator and one app (``client``); each test gets
+them back as built: the stores emptied and the simulator's settings, faults and
+recorded calls restored.  A test that changes the app's own memory (a 429 pauses
+its budget; its counters feed ``/metrics``) starts an app of its own with
+``serve_stocks``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -13,26 +21,39 @@ from litestar import Litestar
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc_sim.polygon import PolygonSimulator
+from support.apps import app_client
 from support.servers import serve_app
 
 API_KEY = "pk_TEST_5ecret_d0_not_leak_91f3"
 """The service's Polygon key in these tests; it must never show up anywhere but upstream."""
 
 
-@pytest.fixture
-def polygon() -> PolygonSimulator:
+def new_simulator() -> PolygonSimulator:
     return PolygonSimulator(seed=7, api_key=API_KEY)
 
 
+@pytest.fixture(scope="module")
+def module_polygon() -> PolygonSimulator:
+    return new_simulator()
+
+
 @pytest.fixture
-async def polygon_url(polygon: PolygonSimulator) -> AsyncIterator[str]:
-    app = Litestar(route_handlers=polygon.routes(), openapi_config=None, logging_config=None)
+def polygon(module_polygon: PolygonSimulator) -> PolygonSimulator:
+    """The module's simulator as built: earlier tests' settings, faults and calls gone."""
+    built = new_simulator()
+    for field in dataclasses.fields(built):
+        setattr(module_polygon, field.name, getattr(built, field.name))
+    return module_polygon
+
+
+@pytest.fixture(scope="module")
+async def polygon_url(module_polygon: PolygonSimulator) -> AsyncIterator[str]:
+    app = Litestar(route_handlers=module_polygon.routes(), openapi_config=None, logging_config=None)
     async with serve_app(app) as base:
         yield f"{base}/polygon"
 
 
-@pytest.fixture
-def stock_settings(settings: Settings, polygon_url: str) -> Settings:
+def on_simulator(settings: Settings, polygon_url: str) -> Settings:
     """Settings for an app on the test stores and the simulator, with a roomy budget."""
     return msgspec.structs.replace(
         settings,
@@ -45,26 +66,38 @@ def stock_settings(settings: Settings, polygon_url: str) -> Settings:
     )
 
 
+@pytest.fixture
+def stock_settings(settings: Settings, polygon_url: str) -> Settings:
+    return on_simulator(settings, polygon_url)
+
+
 ServeStocks = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture
-def serve_stocks(stock_settings: Settings) -> ServeStocks:
-    """``async with serve_stocks(**overrides) as client``: a ratesvc app on a real port."""
+def serve_stocks(stock_settings: Settings, polygon: PolygonSimulator) -> ServeStocks:
+    """``async with serve_stocks(**overrides) as client``: an app of the test's own."""
 
     @asynccontextmanager
     async def serve(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
         chosen = msgspec.structs.replace(stock_settings, **overrides)
-        async with (
-            serve_app(create_app(chosen)) as base,
-            httpx.AsyncClient(base_url=base, timeout=30) as client,
-        ):
+        async with app_client(create_app(chosen)) as client:
             yield client
 
     return serve
 
 
+@pytest.fixture(scope="module")
+async def module_client(
+    store_settings: Settings, polygon_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(on_simulator(store_settings, polygon_url))) as client:
+        yield client
+
+
 @pytest.fixture
-async def client(serve_stocks: ServeStocks) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve_stocks() as http:
-        yield http
+def client(
+    module_client: httpx.AsyncClient, stock_settings: Settings, polygon: PolygonSimulator
+) -> httpx.AsyncClient:
+    """The module's app, on emptied stores and the restored simulator."""
+    return module_client

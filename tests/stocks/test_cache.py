@@ -202,14 +202,14 @@ async def test_refresher_keeps_viewed_open_sessions_warm(
 
 
 async def test_metrics_count_calls_hits_misses_and_coalesced_waits(
-    client: httpx.AsyncClient, polygon: PolygonSimulator
+    serve_stocks: ServeStocks, polygon: PolygonSimulator
 ) -> None:
     polygon.delay_s = 0.2
     path = "/v1/stocks/aggs/ORCL/range/1/day/2023-01-01/2023-06-30"
-    await asyncio.gather(*(client.get(path) for _ in range(5)))
-    await client.get(path)
-
-    text = (await client.get("/metrics")).text
+    async with serve_stocks() as client:  # counters from zero: not the module's app
+        await asyncio.gather(*(client.get(path) for _ in range(5)))
+        await client.get(path)
+        text = (await client.get("/metrics")).text
 
     assert 'ratesvc_stocks_upstream_calls_total{endpoint="aggs",outcome="ok"} 1.0' in text
     assert "ratesvc_stocks_cache_hits_total 1.0" in text

@@ -348,17 +348,17 @@ async def test_purge_clears_a_tickers_gateway_answers(
     assert polygon.call_count == calls + 1
 
 
-async def test_metrics_carry_the_endpoint(
-    client: httpx.AsyncClient, polygon: PolygonSimulator
-) -> None:
-    await client.get("/v3/reference/tickers/AAPL")
-    await client.get("/v3/reference/tickers/AAPL")
-    text = (await client.get("/metrics")).text
+async def test_metrics_carry_the_endpoint(serve_stocks: ServeStocks) -> None:
+    async with serve_stocks() as client:  # counters from zero: not the module's app
+        await client.get("/v3/reference/tickers/AAPL")
+        await client.get("/v3/reference/tickers/AAPL")
+        text = (await client.get("/metrics")).text
+        health = await client.get("/v1/health")
 
     assert 'ratesvc_stocks_upstream_calls_total{endpoint="ticker_details",outcome="ok"} 1.0' in text
     assert 'ratesvc_stocks_answers_total{cache="HIT",endpoint="ticker_details"} 1.0' in text
     assert API_KEY not in text
-    assert msgspec.json.decode((await client.get("/v1/health")).content)
+    assert msgspec.json.decode(health.content)
 
 
 async def test_purge_adjusted_only_keeps_unadjusted_answers(

@@ -51,12 +51,12 @@ async def test_upstream_failures_map_to_bad_gateway(
 
 
 async def test_rate_limited_upstream_gives_503_with_its_retry_after(
-    client: httpx.AsyncClient, polygon: PolygonSimulator
+    serve_stocks: ServeStocks, polygon: PolygonSimulator
 ) -> None:
     polygon.fail_next(429, retry_after=30)
-
-    limited = await client.get(PATH)
-    paused = await client.get(PATH.replace("NFLX", "AMZN"))
+    async with serve_stocks() as client:  # paused for 30 s: not the module's app
+        limited = await client.get(PATH)
+        paused = await client.get(PATH.replace("NFLX", "AMZN"))
 
     assert_clean_error(limited, 503)
     assert limited.headers["Retry-After"] == "30"
@@ -67,11 +67,11 @@ async def test_rate_limited_upstream_gives_503_with_its_retry_after(
 
 
 async def test_rate_limited_without_retry_after_still_says_when(
-    client: httpx.AsyncClient, polygon: PolygonSimulator
+    serve_stocks: ServeStocks, polygon: PolygonSimulator
 ) -> None:
     polygon.fail_next(429)
-
-    limited = await client.get(PATH)
+    async with serve_stocks() as client:  # paused: not the module's app
+        limited = await client.get(PATH)
 
     assert_clean_error(limited, 503)
     assert int(limited.headers["Retry-After"]) >= 1
@@ -144,14 +144,15 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 
 async def test_key_never_appears_in_responses_metrics_or_logs(
-    captured_logs: io.StringIO, client: httpx.AsyncClient, polygon: PolygonSimulator
+    captured_logs: io.StringIO, serve_stocks: ServeStocks, polygon: PolygonSimulator
 ) -> None:
-    answers = [await client.get(PATH, params={"limit": "5"})]
-    for status, body in ((500, "json"), (401, "json"), (429, "html")):
-        polygon.fail_next(status, body=body)  # type: ignore[arg-type]
-        answers.append(await client.get(PATH.replace("NFLX", f"N{status}")))
-    answers.append(await client.get("/metrics"))
-    answers.append(await client.get("/v1/ready"))
+    async with serve_stocks() as client:  # the 429 pauses it: not the module's app
+        answers = [await client.get(PATH, params={"limit": "5"})]
+        for status, body in ((500, "json"), (401, "json"), (429, "html")):
+            polygon.fail_next(status, body=body)  # type: ignore[arg-type]
+            answers.append(await client.get(PATH.replace("NFLX", f"N{status}")))
+        answers.append(await client.get("/metrics"))
+        answers.append(await client.get("/v1/ready"))
 
     assert [a.status_code for a in answers[:4]] == [200, 502, 502, 503]
     assert "next_url" in answers[0].json()
