@@ -1,15 +1,17 @@
-"""The Litestar application: ``create_app(settings)`` and its lifespan.
+"""The Litestar application: ``create_app(settings, plugins)`` and its core lifespan.
 
 Start-up order (shutdown is the reverse): connect Redis, PostgreSQL and the
-HTTP client; apply migrations; let each feature add its sinks and start its
-sources; start the drainer.  At shutdown the sources stop first, the queue is
-drained into the stores, and only then are the connections closed.
+HTTP client; apply migrations; build ``Services`` and start the drainer (it
+holds ``services.sinks``, so it sees the sinks the features add); then each
+feature plugin's lifespan, in order, adds its sinks and starts its sources.
+At shutdown each feature, last first, stops its sources and then runs its
+``stop``; after that the queue is drained into the stores, the drainer stops,
+and only then are the connections closed.  ``ratesvc.plugin`` has the details.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -37,13 +39,15 @@ from ratesvc.api.limits import RequestLimitsMiddleware
 from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
-from ratesvc.features import Feature
+from ratesvc.features import Feature, LegacyFeaturePlugin
 from ratesvc.header_timeout import HEADER_TIMEOUTS
 from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
 from ratesvc.pipeline import Drainer, UpdateQueue
+from ratesvc.plugin import FeaturePlugin
 from ratesvc.ratelimit import ExceptionHandler, rate_limiting
 from ratesvc.redact import redact_url
+from ratesvc.retry import backoff_delays, retry
 from ratesvc.services import Services
 from ratesvc.supervisor import Supervisor
 
@@ -57,35 +61,36 @@ REDIS_SOCKET_TIMEOUT_S = 2.0
 """A hung Redis answers requests with 503 after this, not redis-py's 5 s (longest block: 1 s)."""
 
 
-def default_features() -> list[Feature]:
+def default_plugins() -> list[FeaturePlugin[Any] | Feature]:
+    """The features a served app runs, in start-up order (each may use those before it)."""
     from ratesvc.courses.feature import FEATURE as COURSES  # noqa: PLC0415
-    from ratesvc.events.feature import FEATURE as EVENTS  # noqa: PLC0415
+    from ratesvc.events.plugin import EventsPlugin  # noqa: PLC0415
     from ratesvc.stocks.feature import FEATURE as STOCKS  # noqa: PLC0415
 
-    return [COURSES, STOCKS, EVENTS]
+    return [COURSES, STOCKS, EventsPlugin()]
 
 
 async def _connect_postgres(url: str, attempts: int = 20) -> asyncpg.Pool:
     """Replicas may start before the database accepts connections; wait a little."""
-    for attempt in range(1, attempts + 1):
-        try:
-            pool: asyncpg.Pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=10, command_timeout=30
-            )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if attempt == attempts:
-                raise
-            log.warning("postgres_connect_retry", attempt=attempt, error=repr(exc))
-            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-        else:
-            return pool
-    raise AssertionError("unreachable")
+
+    async def connect() -> asyncpg.Pool:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            url, min_size=1, max_size=10, command_timeout=30
+        )
+        return pool
+
+    return await retry(
+        connect,
+        on=(OSError, asyncpg.PostgresError, asyncpg.InterfaceError),
+        attempts=attempts,
+        delays=backoff_delays(0.2, 2.0),
+        what="postgres_connect",
+    )
 
 
 @asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    features: list[Feature] = app.state.features
     assert settings.redis_url is not None
     assert settings.database_url is not None
     async with AsyncExitStack() as stack:
@@ -131,9 +136,6 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             postgres=redact_url(settings.database_url),
         )
 
-        for feature in features:
-            if feature.start is not None:
-                await feature.start(services)
         services.drainer = Drainer(
             services.queue,
             services.sinks,
@@ -143,16 +145,12 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         supervisor.start(DRAINER_TASK, services.drainer.run)
         if worker_metrics is not None:
             supervisor.start(METRICS_TASK, worker_metrics.run)
-        log.info("app_started", features=[f.name for f in features])
         try:
-            yield
+            yield  # the features' lifespans run here (ratesvc.plugin)
         finally:
             grace = settings.shutdown_grace_s
-            sources = [name for name in supervisor.states if name != DRAINER_TASK]
-            await supervisor.stop(sources, grace_s=grace)
-            for feature in reversed(features):
-                if feature.stop is not None:
-                    await feature.stop(services)
+            # Whatever a feature did not stop itself (normally nothing but the drainer).
+            await supervisor.stop([n for n in supervisor.names if n != DRAINER_TASK], grace)
             if not await services.queue.join(grace):
                 log.warning("queue_not_drained_at_shutdown", depth=services.queue.depth)
             await supervisor.stop([DRAINER_TASK], grace_s=grace)
@@ -161,16 +159,29 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             log.info("app_stopped")
 
 
-def create_app(settings: Settings, features: list[Feature] | None = None) -> Litestar:
+def _as_plugin(feature: FeaturePlugin[Any] | Feature) -> FeaturePlugin[Any]:
+    return LegacyFeaturePlugin(feature) if isinstance(feature, Feature) else feature
+
+
+def create_app(
+    settings: Settings,
+    plugins: Sequence[FeaturePlugin[Any] | Feature] | None = None,
+    *,
+    features: Sequence[FeaturePlugin[Any] | Feature] | None = None,
+) -> Litestar:
+    """The app with ``plugins`` (by default ``default_plugins()``), fresh instances only.
+
+    ``features=`` is the old name of ``plugins=`` and a ``Feature`` is wrapped in
+    ``LegacyFeaturePlugin``: both go once courses and stocks are plugins.
+    """
     if settings.redis_url is None or settings.database_url is None:
         raise SettingsError(
             "RATESVC_REDIS_URL and RATESVC_DATABASE_URL must be set "
             "(`ratesvc serve` starts embedded servers when they are not)"
         )
-    chosen = default_features() if features is None else features
+    given = plugins if plugins is not None else features
+    chosen = [_as_plugin(p) for p in (default_plugins() if given is None else given)]
     routes: list[Any] = [*OPS_ROUTES]
-    for feature in chosen:
-        routes.extend(feature.routes)
     request_metrics = RequestMetrics(app_name="ratesvc", prefix="ratesvc")
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None
     middleware: list[Any] = [
@@ -184,6 +195,7 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
     return Litestar(
         route_handlers=routes,
         lifespan=[_lifespan],
+        plugins=chosen,
         middleware=middleware,
         cors_config=cors,
         exception_handlers={
@@ -199,16 +211,10 @@ def create_app(settings: Settings, features: list[Feature] | None = None) -> Lit
             render_plugins=[SwaggerRenderPlugin(path="/")],
         ),
         request_max_body_size=MAX_BODY_BYTES,
-        state=_initial_state(settings, chosen, request_metrics),
+        state=State({"settings": settings, "request_metrics": request_metrics}),
         debug=False,
         logging_config=None,
     )
-
-
-def _initial_state(
-    settings: Settings, features: list[Feature], request_metrics: RequestMetrics
-) -> State:
-    return State({"settings": settings, "features": features, "request_metrics": request_metrics})
 
 
 def create_app_from_env() -> Litestar:

@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ratesvc.events.cancel import raise_if_cancelling
+from ratesvc.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("lease")

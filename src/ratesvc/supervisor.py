@@ -1,4 +1,4 @@
-"""Supervisor for background tasks: restart with capped, jittered backoff; isolation.
+"""Supervisor for background tasks: restart with capped, equal-jitter backoff; isolation.
 
 One task's crash never takes down the app or the other tasks.  Each task's
 state is kept for ``/v1/ready`` and ``/metrics``.
@@ -13,30 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
-import asyncpg
 import msgspec
-from redis.exceptions import RedisError
 
 from ratesvc.log import get_logger
+from ratesvc.retry import STORE_ERRORS, backoff_delays
+
+__all__ = ["STORE_ERRORS", "Supervisor", "TaskState", "TaskStatus", "backoff_delays"]
+# STORE_ERRORS and backoff_delays live in ratesvc.retry; imported from here until every
+# caller imports them from there.
 
 log = get_logger("supervisor")
 
 TaskStatus = Literal["starting", "running", "restarting", "stopped"]
-
-STORE_ERRORS: tuple[type[BaseException], ...] = (
-    RedisError,
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
-"""Failures that mean a store is unreachable, not that the task is broken."""
 
 
 class TaskState(msgspec.Struct, kw_only=True):
@@ -48,21 +40,6 @@ class TaskState(msgspec.Struct, kw_only=True):
     last_error: str | None = None
     last_error_at: float | None = None
     started_at: float | None = None
-
-
-def backoff_delays(
-    initial_s: float = 0.5, cap_s: float = 30.0, factor: float = 2.0, *, jitter: float = 0.5
-) -> Iterator[float]:
-    """Exponential delays, capped, each drawn from the top ``jitter`` share of its ceiling.
-
-    With the default, half of each ceiling is random (AWS's "equal jitter"): good
-    for many clients that must not retry in step.  A smaller ``jitter`` keeps
-    delays close to the ceiling, which bounds the attempt rate more tightly.
-    """
-    ceiling = initial_s
-    while True:
-        yield random.uniform(ceiling * (1 - jitter), ceiling)  # noqa: S311 - jitter, not crypto
-        ceiling = min(cap_s, ceiling * factor)
 
 
 class Supervisor:
@@ -129,7 +106,7 @@ class Supervisor:
 
     async def stop(self, names: list[str] | None = None, grace_s: float = 5.0) -> None:
         """Cancel the named tasks (all by default) and wait for them, at most ``grace_s``."""
-        chosen = [n for n in (names or list(self._tasks)) if n in self._tasks]
+        chosen = [n for n in (list(self._tasks) if names is None else names) if n in self._tasks]
         tasks = [self._tasks.pop(n) for n in chosen]
         for task in tasks:
             task.cancel()
@@ -139,6 +116,11 @@ class Supervisor:
                     await asyncio.gather(*tasks, return_exceptions=True)
         for name in chosen:
             self.states[name].status = "stopped"
+
+    @property
+    def names(self) -> list[str]:
+        """The tasks under supervision now, in the order they were started."""
+        return list(self._tasks)
 
     @property
     def total_restarts(self) -> int:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.events import keys
-from ratesvc.events.feature import FEATURE as EVENTS
+from ratesvc.events.plugin import EventsPlugin
 from ratesvc.migrate import apply_migrations
 from support.servers import serve_app
 
@@ -35,7 +35,7 @@ async def migrated_db(db: asyncpg.Connection) -> asyncpg.Connection:
 
 @asynccontextmanager
 async def events_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, features=[EVENTS])
+    app = create_app(settings, plugins=[EventsPlugin()])
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         yield client
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.embedded import free_port
-from ratesvc.events.feature import FEATURE as EVENTS
+from ratesvc.events.plugin import EventsPlugin
 from ratesvc.ratelimit import RateLimiter, rate_limiting
 from ratesvc.ratelimit.client import client_key
 from ratesvc.ratelimit.limiter import OVERFLOW_KEY
@@ -29,7 +29,7 @@ LIMITED = "/v1/stats/login"
 
 @asynccontextmanager
 async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, features=[EVENTS])
+    app = create_app(settings, plugins=[EventsPlugin()])
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
         yield client
 

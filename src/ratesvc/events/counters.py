@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 from redis.asyncio import Redis
 
+from ratesvc.cancel import raise_if_cancelling
 from ratesvc.events import keys, store
-from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("events.counters")

@@ -39,14 +39,14 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from ratesvc.cancel import raise_if_cancelling
 from ratesvc.events import keys
-from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.events.consumers import IdleConsumers
 from ratesvc.events.counters import Counters
 from ratesvc.events.model import decode_entry, encode_payload
 from ratesvc.events.store import EventRow, write_batch
 from ratesvc.log import get_logger
-from ratesvc.supervisor import backoff_delays
+from ratesvc.retry import backoff_delays
 
 log = get_logger("events.drainer")
 

@@ -14,9 +14,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ratesvc.cancel import raise_if_cancelling
 from ratesvc.events import keys
 from ratesvc.events.appender import StreamAppender
-from ratesvc.events.cancel import raise_if_cancelling
 from ratesvc.events.drainer import EventDrainer
 from ratesvc.log import get_logger
 

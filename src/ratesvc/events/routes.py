@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Response, asgi, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.types import Receive, Scope, Send
 
 from ratesvc.api.errors import error_code, error_response
@@ -22,7 +22,8 @@ from ratesvc.events.model import (
     parse_body,
 )
 from ratesvc.events.state import EventsState
-from ratesvc.supervisor import STORE_ERRORS
+from ratesvc.plugin import state_of
+from ratesvc.retry import STORE_ERRORS
 
 _RECEIVED = b'{"status":"received"}'
 
@@ -59,7 +60,7 @@ async def post_events(scope: Scope, receive: Receive, send: Send) -> None:
     except BadEventError as exc:
         await _send_error(send, 400, exc.detail, field=exc.field)
         return
-    events_state: EventsState = scope["app"].state.services.extras["events"]
+    events_state = state_of(scope["app"], EventsState)
     try:
         await events_state.appender.append(encode_entry(events))
     except BacklogFullError:
@@ -113,17 +114,15 @@ async def _send_raw(
     summary="How many events of this type were stored (0 for an unknown type)",
     responses={},
 )
-async def get_stats(event_type: str, state: State) -> Response[Any]:
+async def get_stats(event_type: str, events_state: NamedDependency[EventsState]) -> Response[Any]:
     if not is_event_type(event_type):
         return error_response(
             400, f"event_type must match {EVENT_TYPE_PATTERN}", field="event_type"
         )
-    services = state.services
-    events_state: EventsState = services.extras["events"]
     try:
         count = await events_state.counters.get(event_type)
         if count is None:  # Redis lost the counters (being rebuilt): PostgreSQL has the truth
-            count = await store.total(services.db, event_type)
+            count = await store.total(events_state.db, event_type)
     except STORE_ERRORS:
         return error_response(503, "counts unavailable; retry later", headers={"Retry-After": "1"})
     return Response(Stats(event_type=event_type, count=count))

@@ -1,8 +1,10 @@
-"""What the events feature keeps while the app runs (``services.extras["events"]``)."""
+"""What the events feature keeps while the app runs; its handlers get it as ``events_state``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import asyncpg
 
 from ratesvc.events.appender import StreamAppender
 from ratesvc.events.counters import Counters
@@ -16,3 +18,5 @@ class EventsState:
     counters: Counters
     drainer: EventDrainer
     monitor: BacklogMonitor
+    db: asyncpg.Pool
+    """Where the true totals are when Redis lost the counters."""

@@ -53,7 +53,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ratesvc.api.metrics import counter_families
-from ratesvc.events.cancel import raise_if_cancelling
+from ratesvc.cancel import raise_if_cancelling
 from ratesvc.log import get_logger
 
 log = get_logger("ratelimit")
