@@ -17,7 +17,7 @@ from ratesvc.config import Settings
 from ratesvc.events import keys
 from ratesvc.events.plugin import EventsPlugin
 from ratesvc.migrate import apply_migrations
-from support.servers import serve_app
+from support.apps import app_client
 
 
 @pytest.fixture
@@ -35,8 +35,12 @@ async def migrated_db(db: asyncpg.Connection) -> asyncpg.Connection:
 
 @asynccontextmanager
 async def events_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, plugins=[EventsPlugin()])
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+    """An app of the test's own, in-process: its consumers and counters start from the stores.
+
+    Not one app per module: emptying Redis between tests would delete the stream
+    and consumer group under a running app.
+    """
+    async with app_client(create_app(settings, plugins=[EventsPlugin()])) as client:
         yield client
 
 

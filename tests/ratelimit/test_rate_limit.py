@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,14 +21,21 @@ from ratesvc.ratelimit import RateLimiter, rate_limiting
 from ratesvc.ratelimit.client import client_key
 from ratesvc.ratelimit.limiter import OVERFLOW_KEY
 from ratesvc.supervisor import Supervisor
+from support.apps import app_client
 from support.servers import eventually, serve_app
 
 # Day-long windows: a test never straddles a window boundary (which resets the counts).
 LIMITED = "/v1/stats/login"
 
 
+def events_client(settings: Settings) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """An app of the test's own (its limit is the test's), in-process."""
+    return app_client(create_app(settings, plugins=[EventsPlugin()]))
+
+
 @asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def served_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app behind uvicorn: two replicas' slack depends on real request timing."""
     app = create_app(settings, plugins=[EventsPlugin()])
     async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
         yield client
@@ -36,7 +43,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_over_the_limit_answers_429_with_headers(settings: Settings) -> None:
     limited = msgspec.structs.replace(settings, rate_limit="5/day")
-    async with app_client(limited) as client:
+    async with events_client(limited) as client:
         for expected_remaining in (4, 3, 2, 1, 0):
             response = await client.get(LIMITED)
             assert response.status_code == 200
@@ -65,7 +72,7 @@ async def test_over_the_limit_answers_429_with_headers(settings: Settings) -> No
 
 async def test_clients_are_told_apart_by_the_trusted_proxy_header(settings: Settings) -> None:
     behind_proxy = msgspec.structs.replace(settings, rate_limit="2/day", trust_proxy=True)
-    async with app_client(behind_proxy) as client:
+    async with events_client(behind_proxy) as client:
         alice = {"X-Forwarded-For": "203.0.113.7, 10.0.0.2"}
         bob = {"X-Forwarded-For": "198.51.100.9"}
         assert [(await client.get(LIMITED, headers=alice)).status_code for _ in range(3)] == [
@@ -111,7 +118,7 @@ async def test_the_limit_holds_across_two_instances_sharing_redis(
     shared = msgspec.structs.replace(
         settings, rate_limit=f"{limit}/day", rate_limit_sync_interval_s=0.05
     )
-    async with app_client(shared) as first, app_client(shared) as second:
+    async with served_client(shared) as first, served_client(shared) as second:
         gate = asyncio.Semaphore(20)
 
         async def get(client: httpx.AsyncClient) -> int:
@@ -168,7 +175,7 @@ async def _value(number: int) -> int:
 
 async def test_ipv6_addresses_of_one_64_share_a_limit(settings: Settings) -> None:
     behind_proxy = msgspec.structs.replace(settings, rate_limit="2/day", trust_proxy=True)
-    async with app_client(behind_proxy) as client:
+    async with events_client(behind_proxy) as client:
         codes = [
             (await client.get(LIMITED, headers={"X-Forwarded-For": f"2001:db8:7:7::{n:x}"}))
             for n in range(1, 4)
@@ -180,7 +187,7 @@ async def test_ipv6_addresses_of_one_64_share_a_limit(settings: Settings) -> Non
 
 async def test_unknown_paths_and_methods_count_against_the_limit(settings: Settings) -> None:
     limited = msgspec.structs.replace(settings, rate_limit="4/day")
-    async with app_client(limited) as client:
+    async with events_client(limited) as client:
         missing = await client.get("/no/such/path")
         assert missing.status_code == 404
         assert missing.json()["error"] == "not_found"
@@ -205,7 +212,7 @@ async def test_the_client_table_is_capped_and_a_flood_resets_nobody(settings: Se
     capped = msgspec.structs.replace(
         settings, rate_limit="2/day", trust_proxy=True, rate_limit_max_clients=50
     )
-    async with app_client(capped) as client:
+    async with events_client(capped) as client:
         victim = {"X-Forwarded-For": "198.51.100.1"}
         assert [(await client.get(LIMITED, headers=victim)).status_code for _ in range(3)] == [
             200,
