@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses import keys
-from support.servers import eventually, serve_app
+from support.apps import app_client
+from support.servers import eventually
 
 from .conftest import Simulated
 from .test_courses_api import complete_from
@@ -21,10 +22,7 @@ def row(client_answer: httpx.Response, direction: str) -> dict[str, object]:
 
 
 async def test_the_rate_is_the_courses_value(frozen_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(frozen_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(frozen_settings)) as client:
         courses = await client.get("/v1/courses")
         btc_rub = row(courses, "BTC-RUB")
         answer = await client.get(
@@ -87,10 +85,7 @@ BAD = [
 
 
 async def test_bad_input_is_a_400_naming_it(frozen_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(frozen_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(frozen_settings)) as client:
         for query, detail in BAD:
             answer = await client.get(f"/v1/convert?{query}")
             assert answer.status_code == 400, query
@@ -104,10 +99,7 @@ async def test_no_fresh_rate_is_a_503_with_retry_after(
     frozen_settings: Settings, redis: Redis
 ) -> None:
     await redis.hdel(keys.QUOTES, "binance|BTCUSDT", "coingecko|bitcoin/usd")
-    async with (
-        serve_app(create_app(frozen_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(frozen_settings)) as client:
         for query in ("from=BTC&to=USD", "from=USD&to=BTC", "from=ETH&to=BTC"):
             answer = await client.get(f"/v1/convert?{query}")
             assert answer.status_code == 503, query
@@ -120,10 +112,7 @@ async def test_no_fresh_rate_is_a_503_with_retry_after(
 async def test_failover_carries_over_to_convert(
     courses_settings: Settings, simulated: Simulated
 ) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await eventually(
             lambda: client.get("/v1/convert?from=BTC&to=USD"),
             lambda r: r.status_code == 200 and r.json()["source"] == "binance",

@@ -12,6 +12,7 @@ import httpx
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses.directions import DIRECTIONS
+from support.apps import app_client
 from support.servers import eventually, serve_app
 
 from .conftest import Simulated
@@ -39,10 +40,7 @@ async def both_sources_answer(client: httpx.AsyncClient) -> None:
 
 
 async def test_answer_has_the_clients_format(courses_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         response = await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
     body = response.json()
     assert set(body) == {"exchanger", "courses"}
@@ -68,10 +66,7 @@ async def test_answer_has_the_clients_format(courses_settings: Settings) -> None
 
 
 async def test_filters_and_their_errors(courses_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await both_sources_answer(client)
         picked = await client.get(
             "/v1/courses?direction=eth-rub,BTC-USD&direction=USDTTRC-USD&direction=BTC-USD"
@@ -103,10 +98,7 @@ async def test_filters_and_their_errors(courses_settings: Settings) -> None:
 async def test_a_price_change_is_visible_within_a_second(
     courses_settings: Settings, simulated: Simulated
 ) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
         simulated.upstreams.market.set_price("BTCUSDT", 12345.678)
         started = time.monotonic()
@@ -138,10 +130,7 @@ async def test_failover_when_binance_goes_silent_and_back(
     courses_settings: Settings, simulated: Simulated
 ) -> None:
     limit = courses_settings.stale_after_s + 2
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await both_sources_answer(client)
         simulated.upstreams.binance.set_mode("silent")
         took, statuses = await _watch_failover(client, limit, "coingecko")
@@ -160,10 +149,7 @@ async def test_failover_when_binance_drops_and_refuses(
 ) -> None:
     limit = courses_settings.stale_after_s + 2
     binance = simulated.upstreams.binance
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await both_sources_answer(client)
         binance.set_mode("refuse")
         await binance.drop_all()
@@ -181,10 +167,7 @@ async def test_server_shutdown_makes_a_prompt_reconnect(
     courses_settings: Settings, simulated: Simulated
 ) -> None:
     binance = simulated.upstreams.binance
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
         accepted = binance.connections_accepted
         await binance.announce_shutdown()
@@ -196,10 +179,7 @@ async def test_server_shutdown_makes_a_prompt_reconnect(
 
 
 async def test_etag_and_304(courses_settings: Settings, simulated: Simulated) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
         # With Binance silent and CoinGecko (the RUB legs) failing, the binance rows stop
         # changing once marked stale: a steady body.
@@ -239,10 +219,7 @@ async def test_no_fresh_source_gives_503_naming_directions(
 ) -> None:
     simulated.upstreams.binance.set_mode("refuse")
     simulated.upstreams.coingecko.set_mode("error")
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         response = await client.get("/v1/courses", params={"direction": "BTC-USD"})
         assert response.status_code == 503
         body = response.json()
@@ -252,6 +229,7 @@ async def test_no_fresh_source_gives_503_naming_directions(
 
 
 async def test_stream_pushes_changes(courses_settings: Settings, simulated: Simulated) -> None:
+    # A streamed answer needs a server: an in-process transport returns whole bodies only.
     async with (
         serve_app(create_app(courses_settings)) as base,
         httpx.AsyncClient(base_url=base) as client,

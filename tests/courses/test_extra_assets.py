@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from ratesvc.app import create_app
 from ratesvc.config import Settings, SettingsError, load_settings
 from ratesvc.courses import directions
+from support.apps import app_client
 from support.processes import serve_refusing_to_start
 from support.servers import eventually, serve_app
 
@@ -81,6 +82,7 @@ def _directions(response: httpx.Response) -> list[str]:
 
 async def test_extra_assets_end_to_end(courses_settings: Settings) -> None:
     settings = msgspec.structs.replace(courses_settings, extra_assets=EXTRA)
+    # It reads the stream too, which needs a server: an in-process transport returns whole bodies.
     async with (
         serve_app(create_app(settings)) as base,
         httpx.AsyncClient(base_url=base) as client,
@@ -140,10 +142,7 @@ async def test_a_symbol_not_trading_drops_binance_for_that_asset(
         extra_assets="SOL=solana:SOLUSDT,XRP=ripple:XRPUSDT,DOGE=dogecoin:DOGEUSDT",
     )
     with capture_logs() as logs:
-        async with (
-            serve_app(create_app(settings)) as base,
-            httpx.AsyncClient(base_url=base) as client,
-        ):
+        async with app_client(create_app(settings)) as client:
 
             def sources(response: httpx.Response) -> dict[str, str]:
                 if response.status_code != 200:

@@ -21,7 +21,8 @@ from ratesvc.courses.rates import Freshness
 from ratesvc.courses.sinks import PostgresQuoteSink, prune_history
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
-from support.servers import eventually, serve_app
+from support.apps import app_client
+from support.servers import eventually
 
 from .conftest import Simulated
 
@@ -69,10 +70,7 @@ def points_of(response: httpx.Response) -> list[dict[str, Any]]:
 async def test_history_contract_against_the_simulators(
     courses_settings: Settings, simulated: Simulated
 ) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         simulated.upstreams.market.set_price("BTCUSDT", 70123.25)
 
         def shows_pinned_price(response: httpx.Response) -> bool:
@@ -116,10 +114,7 @@ async def test_intervals_roll_up_the_minutes(
     start = day_start(2) + timedelta(hours=3)
     closes = ["100", "101", "99", "105", "104", "103", "110", "90", "95", "96", "97"]
     await seed_minutes(db, "ETH-RUB", "coingecko", start, closes)
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         common = {"direction": "ETH-RUB", "exchanger": "coingecko"}
         window = {"from": ms(start), "to": ms(start + 3 * MINUTE * 10)}
         minutes = points_of(await client.get(HISTORY, params={**common, **window}))
@@ -176,10 +171,7 @@ async def test_closed_chunks_come_from_the_cache_until_a_late_write(
     start = day_start(1) + timedelta(hours=5)
     await seed_minutes(db, "BTC-USD", "binance", start, ["10", "11", "12"])
     params = {"direction": "BTC-USD", "from": ms(start), "to": ms(start + 59 * MINUTE)}
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         first = points_of(await client.get(HISTORY, params=params))
         assert [p["close"] for p in first] == [10, 11, 12]
         assert await redis.exists(keys.history_chunk_key("BTC-USD", "binance", "1m", ms(start)))
@@ -200,7 +192,7 @@ async def test_a_hot_key_reads_postgresql_once_per_chunk_not_per_request(
 ) -> None:
     await seed_minutes(db, "BTC-USD", "binance", day_start(1), ["100"] * 1440)
     app = create_app(courses_settings)
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+    async with app_client(app) as client:
         reader = app.state.services.extras["history"]
         params = {"direction": "BTC-USD"}
         first = points_of(await client.get(HISTORY, params=params))
@@ -276,10 +268,7 @@ BAD_INPUT = [
 
 
 async def test_bad_input_is_a_400_naming_the_parameter(courses_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         schema = (await client.get("/docs/openapi.json")).json()
         operation = schema["paths"]["/v1/courses/history"]["get"]
         names = [p["name"] for p in operation["parameters"]]
@@ -302,20 +291,14 @@ async def test_bad_input_is_a_400_naming_the_parameter(courses_settings: Setting
 
 async def test_history_survives_a_restart(courses_settings: Settings, redis: Redis) -> None:
     params = {"direction": "ETH-USD"}
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         before = points_of(
             await eventually(
                 lambda: client.get(HISTORY, params=params), lambda r: bool(points_of(r))
             )
         )
     await redis.flushdb()  # a Redis without persistence loses everything
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         after = points_of(await client.get(HISTORY, params=params))
     by_t = {p["t"]: p for p in after}
     assert before[0]["t"] in by_t
@@ -324,7 +307,7 @@ async def test_history_survives_a_restart(courses_settings: Settings, redis: Red
 
 async def test_postgres_unreachable_is_a_503_json(courses_settings: Settings) -> None:
     app = create_app(courses_settings)
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+    async with app_client(app) as client:
         await app.state.services.db.close()
         response = await client.get(HISTORY, params={"direction": "BTC-USD"})
         assert response.status_code == 503
@@ -397,7 +380,7 @@ async def test_ranges_of_nothing_neither_fill_redis_nor_query_per_chunk(
     courses_settings: Settings, redis: Redis
 ) -> None:
     app = create_app(courses_settings)
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+    async with app_client(app) as client:
         reader = app.state.services.extras["history"]
         long_ago = {
             "direction": "BTC-USD",

@@ -20,6 +20,7 @@ from ratesvc.courses.api import routes
 from ratesvc.courses.directions import DIRECTIONS
 from ratesvc.courses.feature import FEATURE
 from ratesvc.features import Feature
+from support.apps import app_client
 from support.servers import serve_app
 
 NAMES = [d.name for d in DIRECTIONS]
@@ -92,10 +93,7 @@ async def test_raw_layer_and_handler_answer_byte_for_byte(redis_with_gaps: Setti
 
 
 async def test_every_spelling_and_empty_filters(frozen_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(frozen_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(frozen_settings)) as client:
         default = await client.get("/v1/courses")
         assert default.status_code == 200
         assert [r["direction"] for r in default.json()["courses"]] == NAMES
@@ -120,10 +118,7 @@ async def test_every_spelling_and_empty_filters(frozen_settings: Settings) -> No
 
 
 async def test_documented_in_openapi_with_examples(frozen_settings: Settings) -> None:
-    async with (
-        serve_app(create_app(frozen_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(frozen_settings)) as client:
         schema = (await client.get("/docs/openapi.json")).json()
     for path, names in (
         ("/v1/courses", {"exchanger", "direction"}),

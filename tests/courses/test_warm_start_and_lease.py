@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
+from support.apps import app_client
 from support.servers import eventually, serve_app
 
 from .conftest import Simulated
@@ -21,10 +22,7 @@ from .test_courses_api import complete_from
 async def test_warm_start_answers_before_any_exchange(
     courses_settings: Settings, simulated: Simulated, redis: Redis, db: asyncpg.Connection
 ) -> None:
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         await eventually(lambda: client.get("/v1/courses"), complete_from("binance"))
     # Shutdown drained the queue: the last quotes are in PostgreSQL.
     stored = {
@@ -36,10 +34,7 @@ async def test_warm_start_answers_before_any_exchange(
     await redis.flushdb()  # Redis lost everything; no exchange will answer.
     simulated.upstreams.binance.set_mode("refuse")
     simulated.upstreams.coingecko.set_mode("error")
-    async with (
-        serve_app(create_app(courses_settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(courses_settings)) as client:
         response = await client.get(
             "/v1/courses", params={"exchanger": "binance", "direction": "BTC-USD"}
         )
