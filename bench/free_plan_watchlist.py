@@ -48,8 +48,8 @@ async def main(work_dir: Path) -> None:
     polygon = PolygonSimulator(seed=1, calls_per_minute=5)
     plan = {"RATESVC_POLYGON_CALLS_PER_MINUTE": "5"}
     async with (
-        stocks_service(work_dir, polygon, plan) as (base, _),
-        httpx.AsyncClient(base_url=base, timeout=60) as client,
+        stocks_service(work_dir, polygon, plan) as running,
+        httpx.AsyncClient(base_url=running.base, timeout=60) as client,
     ):
         started = time.monotonic()
         page = [f"/v2/aggs/ticker/{t}/prev" for t in WATCHLIST]

@@ -14,11 +14,15 @@ as nginx ``proxy_cache`` would have had to fetch, each once) and their ratio;
 how many answers differ from the simulator's own (wrong answers: every
 distinct gateway URL and a sample of the chart URLs are checked); the hit
 latency of the replay (one connection) and of cache hits on every endpoint
-with 8 connections while ratesvc has one core to itself.
+with 8 connections while ratesvc has one core to itself, and the CPU the
+server spent per request of that phase (the steadier figure on a busy
+machine: a latency percentile also holds every pause other processes cause).
 
 Requests go over one keep-alive HTTP/1.1 connection spoken directly on an
-asyncio stream, as wrk or ab would, so the figures are the service's and not
-a Python HTTP client's (httpx adds 1-2 ms per call for these body sizes).
+asyncio stream (on uvloop), as wrk or ab would, so the figures are the
+service's and not a Python HTTP client's (httpx adds 1-2 ms per call for
+these body sizes).  A latency is taken from the request's write to the last
+byte of its answer read, so it holds the client's own turn too.
 
 Targets: upstream calls at most a quarter of the distinct URLs, 0 wrong
 answers; a hit under 5 ms at p99 (8 connections, one core).  Everything it needs is started here, each on a free port:
@@ -56,7 +60,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+import psutil
 import uvicorn
+import uvloop
 from litestar import Litestar
 
 from ratesvc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
@@ -271,9 +277,19 @@ def _on_server_core() -> None:
         os.sched_setaffinity(0, {SERVER_CORE})
 
 
+@dataclass(frozen=True)
+class Running:
+    base: str
+    """ratesvc's base URL."""
+    polygon_url: str
+    """The simulator's."""
+    pid: int
+    """ratesvc's process."""
+
+
 @asynccontextmanager
-async def ratesvc_process(environment: dict[str, str]) -> AsyncIterator[str]:
-    """ratesvc (stocks only) under uvicorn in a child process; yields its base URL."""
+async def ratesvc_process(environment: dict[str, str]) -> AsyncIterator[tuple[str, int]]:
+    """ratesvc (stocks only) under uvicorn in a child process; yields its base URL and pid."""
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "stocks_app:create", "--factory",
@@ -298,7 +314,7 @@ async def ratesvc_process(environment: dict[str, str]) -> AsyncIterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("ratesvc did not answer within 60 s")
                 await asyncio.sleep(0.05)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         await process.wait()
@@ -307,10 +323,10 @@ async def ratesvc_process(environment: dict[str, str]) -> AsyncIterator[str]:
 @asynccontextmanager
 async def stocks_service(
     work_dir: Path, polygon: PolygonSimulator, settings: dict[str, str]
-) -> AsyncIterator[tuple[str, str]]:
+) -> AsyncIterator[Running]:
     """Embedded Redis and PostgreSQL, ``polygon`` served here, ratesvc in a child process.
 
-    Yields ratesvc's base URL and the simulator's; ``settings`` are RATESVC_* overrides.
+    ``settings`` are RATESVC_* overrides.
     """
     redis = EmbeddedRedis(work_dir / "redis", persistent=False).start()
     postgres = EmbeddedPostgres(work_dir / "postgres" / "data").start()
@@ -325,8 +341,8 @@ async def stocks_service(
                 "RATESVC_LOG_LEVEL": "WARNING",
                 **settings,
             }
-            async with ratesvc_process(environment) as base:
-                yield base, f"{polygon_base}/polygon"
+            async with ratesvc_process(environment) as (base, pid):
+                yield Running(base, f"{polygon_base}/polygon", pid)
     finally:
         postgres.stop()
         redis.stop()
@@ -343,13 +359,13 @@ async def replay(asks: list[Ask], work_dir: Path, *, strict: bool = False) -> in
         "RATESVC_STOCKS_REFRESH_INTERVAL_S": "3600",
         "RATESVC_RATE_LIMIT": "1000000/second",
     }
-    async with stocks_service(work_dir, polygon, settings) as (base, polygon_url):
-        client = await RawHttp.connect(base)
+    async with stocks_service(work_dir, polygon, settings) as running:
+        client = await RawHttp.connect(running.base)
         try:
-            failed = await _measure(client, asks, polygon, polygon_url)
+            failed = await _measure(client, asks, polygon, running.polygon_url)
         finally:
             await client.close()
-        hits_ok = await _hit_latency(base, asks)
+        hits_ok = await _hit_latency(running, asks)
     return 1 if failed or (strict and not hits_ok) else 0
 
 
@@ -445,14 +461,15 @@ async def _measure(
     return bool(wrong)
 
 
-async def _hit_latency(base: str, asks: list[Ask]) -> bool:
+async def _hit_latency(running: Running, asks: list[Ask]) -> bool:
     """Cache hits on every endpoint from 8 connections at once; True if every p99 < 5 ms."""
     by_endpoint: dict[str, list[str]] = {}
     for ask in asks:
         urls = by_endpoint.setdefault(ask.endpoint, [])
         if ask.url not in urls:
             urls.append(ask.url)
-    clients = [await RawHttp.connect(base) for _ in range(HIT_CONNECTIONS)]
+    clients = [await RawHttp.connect(running.base) for _ in range(HIT_CONNECTIONS)]
+    server = psutil.Process(running.pid)
     where = f"ratesvc on core {SERVER_CORE}" if len(CORES) > 1 else "ratesvc not pinned (1 core)"
     print(f"hit latency, {HIT_CONNECTIONS} connections, {where}:")
     ok = True
@@ -474,13 +491,17 @@ async def _hit_latency(base: str, asks: list[Ask]) -> bool:
                         latencies.append((time.perf_counter() - begin) * 1000)
 
             gc.disable()
+            before = server.cpu_times()
             await asyncio.gather(*(one_connection(c, n * 7) for n, c in enumerate(clients)))
+            after = server.cpu_times()
             gc.enable()
+            cpu_s = after.user + after.system - before.user - before.system
             p99 = percentile(latencies, 99)
             ok = ok and p99 < 5.0
             print(
                 f"  {endpoint:22}  p50 {percentile(latencies, 50):.2f} ms, p99 {p99:.2f} ms"
-                f"  ({len(latencies)} hits; target p99 < 5 ms)"
+                f"  ({len(latencies)} hits; target p99 < 5 ms), "
+                f"server CPU {cpu_s / (HIT_ROUNDS * HIT_CONNECTIONS) * 1e6:.0f} µs/request"
             )
     finally:
         for http in clients:
@@ -507,8 +528,12 @@ def main() -> int:
     asks = workload(sessions, actions, args.seed, charts_only=args.charts_only)
     kind = "chart sessions" if args.charts_only else "frontend sessions"
     print(f"workload: {sessions} {kind} x {actions} chart views, seed {args.seed}")
-    with tempfile.TemporaryDirectory(prefix="ratesvc-bench-") as tmp:
-        return asyncio.run(replay(asks, Path(tmp), strict=args.strict))
+    # The client on uvloop, like the server: less of its own time in each latency.
+    with (
+        tempfile.TemporaryDirectory(prefix="ratesvc-bench-") as tmp,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        return runner.run(replay(asks, Path(tmp), strict=args.strict))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,17 @@ on read from when the chunk was fetched:
 
 Memory is bounded by an explicit purge (``ratesvc purge``) or Redis's
 eviction policy (whole series are evicted as one key).
+
+Each chunk has a version next to it (field ``@<chunk>``): a random token
+written in the same HSET as the chunk, so any write of it, by any replica,
+gives it a new version, and a purged or evicted series has none.  A process
+may keep an answer it built from chunks for as long as the versions it read
+with them are still theirs (``hot.py``).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import date
 
@@ -30,6 +37,11 @@ from ratesvc.stocks.models import SeriesKey
 from ratesvc.stocks.timegrid import chunk_closes_ms
 
 log = get_logger("stocks.cache")
+
+VERSION_MARK = "@"
+"""``@<chunk>`` is the version field of a chunk (chunks are named by a date)."""
+FOREVER_MS = 2**62
+"""``fresh_until_ms`` of a chunk that never changes."""
 
 
 class BarStore:
@@ -53,23 +65,32 @@ class BarStore:
         """From this instant on, a fetch of ``chunk`` is final."""
         return chunk_closes_ms(chunk, series.timespan, series.multiplier) + self.settle_ms
 
-    def is_fresh(self, series: SeriesKey, chunk: date, stored: CachedChunk, now_ms: int) -> bool:
-        age_ms = now_ms - stored.fetched_ms
+    def fresh_until_ms(self, series: SeriesKey, chunk: date, stored: CachedChunk) -> int:
+        """The instant from which ``stored`` is no longer served as it is."""
         if stored.fetched_ms >= self.closes_at_ms(series, chunk):
-            return not series.adjusted or age_ms < self.adjusted_max_age_ms
-        return age_ms < self.open_ttl_ms
+            if not series.adjusted:
+                return FOREVER_MS
+            return stored.fetched_ms + self.adjusted_max_age_ms
+        return stored.fetched_ms + self.open_ttl_ms
+
+    def is_fresh(self, series: SeriesKey, chunk: date, stored: CachedChunk, now_ms: int) -> bool:
+        return now_ms < self.fresh_until_ms(series, chunk, stored)
 
     async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[CachedChunk | None]:
+        return (await self.load_versioned(series, chunks))[1]
+
+    async def load_versioned(
+        self, series: SeriesKey, chunks: Sequence[date]
+    ) -> tuple[list[bytes | None], list[CachedChunk | None]]:
+        """The versions of ``chunks`` and the chunks, read together (so each version is its chunk's)."""
         if not chunks:
-            return []
-        key = keys.bars_key(series.id)
-        fields = [c.isoformat() for c in chunks]
-        if self.reader is not None:
-            values = await self.reader.execute("HMGET", key, *fields)
-        else:
-            values = await self.redis.hmget(key, fields)
+            return [], []
+        names = [c.isoformat() for c in chunks]
+        values = await self._hmget(
+            keys.bars_key(series.id), *names, *(VERSION_MARK + name for name in names)
+        )
         loaded: list[CachedChunk | None] = []
-        for chunk, value in zip(chunks, values, strict=True):
+        for chunk, value in zip(chunks, values, strict=False):
             if value is None:
                 loaded.append(None)
                 continue
@@ -80,9 +101,31 @@ class BarStore:
                 # A chunk written by an incompatible version: refetch it.
                 log.warning("bad_chunk_in_redis", series=series.id, chunk=chunk.isoformat())
                 loaded.append(None)
-        return loaded
+        return [_as_bytes(v) for v in values[len(chunks) :]], loaded
+
+    async def versions(self, series: SeriesKey, fields: Sequence[str]) -> list[bytes | None]:
+        """The versions now under ``fields`` (``version_fields``): None once purged or evicted."""
+        return [_as_bytes(v) for v in await self._hmget(keys.bars_key(series.id), *fields)]
+
+    async def _hmget(self, key: str, *fields: str) -> list[bytes | str | None]:
+        if self.reader is not None:
+            values: list[bytes | str | None] = await self.reader.execute("HMGET", key, *fields)
+            return values
+        return await self.redis.hmget(key, list(fields))
 
     async def save(self, series: SeriesKey, chunks: dict[date, CachedChunk]) -> None:
         if chunks:
-            mapping = {chunk.isoformat(): stored.encode() for chunk, stored in chunks.items()}
+            mapping: dict[str, bytes] = {}
+            for chunk, stored in chunks.items():
+                mapping[chunk.isoformat()] = stored.encode()
+                # In the same command: no reader sees a chunk with its old version.
+                mapping[VERSION_MARK + chunk.isoformat()] = secrets.token_hex(8).encode()
             await self.redis.hset(keys.bars_key(series.id), mapping=mapping)  # type: ignore[arg-type]
+
+
+def version_fields(chunks: Sequence[date]) -> tuple[str, ...]:
+    return tuple(VERSION_MARK + c.isoformat() for c in chunks)
+
+
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value

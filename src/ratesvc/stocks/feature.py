@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from litestar.handlers import HTTPRouteHandler
+
 from ratesvc.features import Feature
 from ratesvc.log import get_logger
 from ratesvc.pipelined import PipelinedRedis
@@ -11,11 +13,12 @@ from ratesvc.stocks.cache import BarStore
 from ratesvc.stocks.coalesce import ChunkLocks, NamedLocks
 from ratesvc.stocks.docstore import DocStore
 from ratesvc.stocks.gateway import Gateway
-from ratesvc.stocks.gateway_routes import GATEWAY_KEY, GATEWAY_ROUTES
+from ratesvc.stocks.gateway_routes import GATEWAY_KEY, gateway_routes
+from ratesvc.stocks.hot import HotPages
 from ratesvc.stocks.metrics import StocksStats
 from ratesvc.stocks.recent import RecentSeries
 from ratesvc.stocks.refresher import Refresher
-from ratesvc.stocks.routes import EXTRAS_KEY, STOCK_ROUTES
+from ratesvc.stocks.routes import EXTRAS_KEY, HOT_KEY, aggregates_route
 from ratesvc.stocks.service import StockBars
 from ratesvc.stocks.sessions import Sessions
 from ratesvc.stocks.upstream import PolygonClient
@@ -69,6 +72,7 @@ async def start(services: Services) -> None:
         recent=recent,
     )
     services.extras[EXTRAS_KEY] = bars
+    services.extras[HOT_KEY] = HotPages(store)
     docs = DocStore(services.redis, reader=reader)
     services.extras[GATEWAY_KEY] = Gateway(
         redis=services.redis,
@@ -98,4 +102,10 @@ async def stop(services: Services) -> None:
         await reader.aclose()
 
 
-FEATURE = Feature(name="stocks", routes=[*STOCK_ROUTES, *GATEWAY_ROUTES], start=start, stop=stop)
+def routes(*, raw: bool = True) -> list[HTTPRouteHandler]:
+    """The feature's routes; ``raw=False`` leaves out the raw ASGI layers (for the test that
+    compares both forms of each route)."""
+    return [aggregates_route(raw=raw), *gateway_routes(raw=raw)]
+
+
+FEATURE = Feature(name="stocks", routes=routes(), start=start, stop=stop)

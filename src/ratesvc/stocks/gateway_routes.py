@@ -1,54 +1,76 @@
 """One Litestar route per declared gateway endpoint, all built by ``gateway_route``.
 
-The client's ``Authorization`` header and ``apiKey`` are never read; every
-answer carries ``X-Cache`` (and a stale one ``Warning: 110``); Polygon's own
-404 (no such day or ticker) is passed on as it came.
+Each endpoint's answer is computed by one function (``answer_of``) from the
+raw ASGI scope: the route's raw layer sends it before Litestar builds a
+request or a response, and the documented handler returns the same reply
+(``routes(raw=False)`` leaves the raw layer out, for the test that compares
+both forms).  The client's ``Authorization`` header and ``apiKey`` are never
+read; every answer carries ``X-Cache`` (and a stale one ``Warning: 110``);
+Polygon's own 404 (no such day or ticker) is passed on as it came.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import MediaType, Request, Response, get
-from litestar.datastructures import State
+from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
+from litestar.types import Scope
 from redis.exceptions import RedisError
 
-from ratesvc.api.errors import error_response
+from ratesvc.api.raw import Reply, ScopeAnswer, answered_by, json_reply, to_asgi_response
 from ratesvc.stocks.catalog import ENDPOINTS
 from ratesvc.stocks.endpoints import Endpoint
 from ratesvc.stocks.errors import UpstreamError
 from ratesvc.stocks.gateway import Gateway, rebase_next_url
 from ratesvc.stocks.query import QueryError
-from ratesvc.stocks.routes import STALE_WARNING, failure_response
+from ratesvc.stocks.replies import (
+    X_CACHE_MISS,
+    base_url,
+    cache_headers,
+    error_reply,
+    failure_reply,
+    first_values,
+)
 
 GATEWAY_KEY = "stocks_gateway"
 
 
-def gateway_route(endpoint: Endpoint) -> HTTPRouteHandler:
-    async def handler(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-        gateway: Gateway = state.services.extras[GATEWAY_KEY]
+def answer_of(endpoint: Endpoint) -> ScopeAnswer:
+    """The answer function of ``endpoint``'s route."""
+
+    async def answer(scope: Scope) -> Reply:
         try:
-            wanted = endpoint.request(request.path_params, request.query_params)
+            wanted = endpoint.request(scope["path_params"], first_values(scope["query_string"]))
         except QueryError as exc:
-            return error_response(400, str(exc), headers={"X-Cache": "MISS"})
+            return error_reply(400, str(exc), X_CACHE_MISS)
+        gateway: Gateway = scope["app"].state.services.extras[GATEWAY_KEY]
         try:
-            answer = await gateway.document(wanted)
+            found = await gateway.document(wanted)
         except (UpstreamError, RedisError) as exc:
-            return failure_response(exc)
-        body = answer.body
+            return failure_reply(exc)
+        body = found.body
         if endpoint.paged:
-            body = rebase_next_url(body, str(request.base_url))
-        headers: dict[str, str] = {"X-Cache": answer.cache}
-        if answer.cache == "STALE":
-            headers["Warning"] = STALE_WARNING
-        return Response(body, status_code=answer.status, media_type=MediaType.JSON, headers=headers)
+            body = rebase_next_url(body, base_url(scope))
+        return json_reply(found.status, body, *cache_headers(found.cache))
+
+    answer.__name__ = answer.__qualname__ = f"polygon_{endpoint.name}_answer"
+    return answer
+
+
+def gateway_route(endpoint: Endpoint, *, raw: bool = True) -> HTTPRouteHandler:
+    answer = answer_of(endpoint)
+
+    async def handler(request: Request[Any, Any, Any]) -> ASGIResponse:
+        return to_asgi_response(await answer(request.scope))
 
     handler.__name__ = handler.__qualname__ = f"polygon_{endpoint.name}"
     return get(
         endpoint.route_path,
         name=f"polygon_{endpoint.name}",
         operation_id=f"polygon_{endpoint.name}",
+        middleware=[answered_by(answer)] if raw else None,
         tags=["stocks"],
         summary=endpoint.summary,
         description=(
@@ -58,4 +80,5 @@ def gateway_route(endpoint: Endpoint) -> HTTPRouteHandler:
     )(handler)
 
 
-GATEWAY_ROUTES = [gateway_route(endpoint) for endpoint in ENDPOINTS]
+def gateway_routes(*, raw: bool = True) -> list[HTTPRouteHandler]:
+    return [gateway_route(endpoint, raw=raw) for endpoint in ENDPOINTS]

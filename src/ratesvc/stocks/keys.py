@@ -7,7 +7,8 @@ a chunk is named by its first US Eastern day, ``YYYY-MM-DD``.
 from __future__ import annotations
 
 BARS_PREFIX = "ratesvc:stocks:bars:"
-"""Hash per series: chunk -> CachedChunk (header line + bars JSON).  No TTL (see cache.py)."""
+"""Hash per series: chunk -> CachedChunk (header line + bars JSON), and ``@version`` -> the
+token of its last write.  No TTL (see cache.py)."""
 LOCK_PREFIX = "ratesvc:stocks:lock:"
 """String per chunk (``series|chunk``) or document being fetched: the owner's token.
 TTL: a fetch's worst case."""

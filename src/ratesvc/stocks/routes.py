@@ -6,37 +6,46 @@ never read: upstream calls carry the service's key only.  Every answer has an
 ``X-Cache`` header; a stale one also ``Warning: 110``.  ``next_url`` points
 back here, the original path plus ``cursor`` (the next bar's time in ms) in
 the query string, because Polygon's clients keep only the path and query.
+
+One answer function, ``aggs_answer``, computes every reply (200, 400, 5xx)
+from the raw ASGI scope.  The route's raw layer sends it before Litestar
+builds a request or a response; the ``@get`` handler is the documented form
+of the same route and returns the same reply (``routes(raw=False)`` builds it
+without the raw layer, which is how a test proves the two agree byte for
+byte).  An answer served lately comes from this process's ``HotPages``.
 """
 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
-from litestar import MediaType, Request, Response, get
-from litestar.datastructures import State
-from litestar.enums import ScopeType
-from litestar.types import (
-    ASGIApp,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar import Request, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
+from litestar.types import Scope
 from redis.exceptions import RedisError
 
-from ratesvc.api.errors import error_response
-from ratesvc.api.raw import json_reply, send_reply
-from ratesvc.log import get_logger
+from ratesvc.api.raw import Reply, answered_by, json_reply, to_asgi_response
+from ratesvc.stocks.cache import version_fields
 from ratesvc.stocks.errors import UpstreamError
+from ratesvc.stocks.hot import HotPage, HotPages
+from ratesvc.stocks.models import CacheStatus
 from ratesvc.stocks.query import AggsQuery, QueryError, parse_aggs_query
+from ratesvc.stocks.replies import (
+    base_url,
+    cache_headers,
+    error_reply,
+    failure_reply,
+    first_values,
+)
 from ratesvc.stocks.service import Page, StockBars
 
-log = get_logger("stocks.http")
-
 EXTRAS_KEY = "stocks"
-STALE_WARNING = '110 - "Response is Stale"'
+HOT_KEY = "stocks_hot"
 _RANGE = "{ticker:str}/range/{multiplier:str}/{timespan:str}/{from_:str}/{to:str}"
 V1_PREFIX = "/v1/stocks/aggs/"
 POLYGON_PREFIX = "/v2/aggs/ticker/"
@@ -56,10 +65,22 @@ def _with_cursor(query: AggsQuery, cursor: str | None) -> AggsQuery:
     return msgspec.structs.replace(query, to_ms=min(query.to_ms, position))
 
 
-def _next_url(request: Request[Any, Any, Any], query: AggsQuery, position: int) -> str:
+@lru_cache(maxsize=4096)
+def parse_request(path: tuple[str, str, str, str, str], query_string: bytes) -> AggsQuery:
+    """The one parser of the route: path parameters and query string to a checked query.
+
+    Cached (it is pure): charts ask the same ranges again and again.
+    """
+    params = first_values(query_string)
+    query = parse_aggs_query(*path, params=params)
+    return _with_cursor(query, params.get("cursor"))
+
+
+def _next_path(scope: Scope, query: AggsQuery, position: int) -> str:
+    """``next_url`` without the base URL: same path, same query, a ``cursor``."""
     series = query.series
-    prefix = POLYGON_PREFIX if request.url.path.startswith(POLYGON_PREFIX) else V1_PREFIX
-    from_, to = request.path_params["from_"], request.path_params["to"]
+    prefix = POLYGON_PREFIX if scope["path"].startswith(POLYGON_PREFIX) else V1_PREFIX
+    from_, to = scope["path_params"]["from_"], scope["path_params"]["to"]
     path = (
         f"{prefix}{quote(series.ticker, safe=':.-_')}/range/{series.multiplier}/"
         f"{series.timespan}/{from_}/{to}"
@@ -70,13 +91,14 @@ def _next_url(request: Request[Any, Any, Any], query: AggsQuery, position: int) 
         "limit": str(query.limit),
         "cursor": str(position),
     }
-    return f"{str(request.base_url).rstrip('/')}{path}?{urlencode(params)}"
+    return f"{path}?{urlencode(params)}"
 
 
-def render_body(query: AggsQuery, page: Page, request_id: str, next_url: str | None) -> bytes:
-    """Polygon's answer, field by field in Polygon's order, around the spliced bars.
+def render_head(query: AggsQuery, page: Page) -> bytes:
+    """Polygon's answer up to the request id, field by field in Polygon's order.
 
-    Equal to encoding ``AggsResponse``, without decoding and re-encoding the bars.
+    Equal to encoding ``AggsResponse`` (with ``render_tail``), without decoding
+    and re-encoding the bars.
     """
     count = str(page.count).encode()
     parts = [
@@ -91,128 +113,95 @@ def render_body(query: AggsQuery, page: Page, request_id: str, next_url: str | N
     ]
     if page.count:
         parts += [b',"results":[', b",".join(page.fragments), b"]"]
-    parts += [
-        b',"status":',
-        _encode(page.status),
-        b',"request_id":',
-        _encode(request_id),
-        b',"count":',
-        count,
-    ]
+    parts += [b',"status":', _encode(page.status), b',"request_id":']
+    return b"".join(parts)
+
+
+def render_tail(head: bytes, count: int, request_id: str, next_url: str | None) -> bytes:
+    """The whole body: ``head``, this answer's request id, the count and ``next_url``."""
+    parts = [head, _encode(request_id), b',"count":', str(count).encode()]
     if next_url is not None:
         parts += [b',"next_url":', _encode(next_url)]
     parts.append(b"}")
     return b"".join(parts)
 
 
-def _first_values(query_string: bytes) -> dict[str, str]:
-    """The query string as ``request.query_params.get`` reads it: the first value of each name."""
-    params: dict[str, str] = {}
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
-        params.setdefault(name, value)
-    return params
+def render_body(query: AggsQuery, page: Page, request_id: str, next_url: str | None) -> bytes:
+    return render_tail(render_head(query, page), page.count, request_id, next_url)
 
 
-class RawAggregates:
-    """The aggregates route without Litestar's request and response objects.
+def _reply(scope: Scope, page: HotPage, cache: CacheStatus) -> Reply:
+    """The reply with this answer's own request id and ``next_url`` on the base URL asked."""
+    next_url = None if page.next_path is None else base_url(scope) + page.next_path
+    body = render_tail(page.head, page.count, uuid.uuid4().hex, next_url)
+    return json_reply(200, body, *cache_headers(cache))
 
-    Same answers as ``aggregates`` below (which stays the documented handler):
-    parsing, cache and rendering are shared; only the framework's per-request
-    objects are skipped, about a fifth of the CPU of a cache hit.  A bad query
-    goes on to the handler, which answers it; a paged answer builds a
-    ``Request`` for its ``next_url``, as the handler does.
-    """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+def _state(scope: Scope) -> tuple[StockBars, HotPages]:
+    extras = scope["app"].state.services.extras
+    return extras[EXTRAS_KEY], extras[HOT_KEY]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
-            return
+
+async def aggs_answer(scope: Scope) -> Reply:
+    """The answer of ``GET /v1/stocks/aggs/...`` (and ``/v2/aggs/ticker/...``) to this request."""
+    bars, hot = _state(scope)
+    key = (scope["path"], scope["query_string"])
+    try:
+        kept = await hot.get(key)
+        if kept is not None:
+            bars.stats.answers[("aggs", "HIT")] += 1
+            return _reply(scope, kept, "HIT")
         path = scope["path_params"]
-        params = _first_values(scope["query_string"])
         try:
-            query = parse_aggs_query(
-                path["ticker"], path["multiplier"], path["timespan"], path["from_"], path["to"],
-                params=params,
-            )  # fmt: skip
-            query = _with_cursor(query, params.get("cursor"))
-        except QueryError:
-            await self.app(scope, receive, send)
-            return
-        bars: StockBars = scope["app"].state.services.extras[EXTRAS_KEY]
-        try:
-            page = await bars.answer(query)
-        except (UpstreamError, RedisError) as exc:
-            response = failure_response(exc)
-            request: Request[Any, Any, Any] = Request(scope, receive)
-            await response.to_asgi_response(None, request)(scope, receive, send)
-            return
-        next_url = None
-        if page.next_from_ms is not None:
-            next_url = _next_url(Request(scope, receive), query, page.next_from_ms)
-        body = render_body(query, page, uuid.uuid4().hex, next_url)
-        extra = [(b"x-cache", page.cache.encode())]
-        if page.cache == "STALE":
-            extra.append((b"warning", STALE_WARNING.encode()))
-        await send_reply(send, json_reply(200, body, *extra))
-
-
-def failure_response(exc: UpstreamError | RedisError) -> Response[Any]:
-    if isinstance(exc, UpstreamError):
-        failure = exc.failure
-        headers = {"X-Cache": "MISS", **failure.headers()}
-        return error_response(
-            failure.status, failure.detail, headers=headers, upstream=failure.kind
-        )
-    log.warning("stocks_cache_unavailable", error=type(exc).__name__)
-    return error_response(503, "the bar cache is unavailable; retry later")
-
-
-def _render(request: Request[Any, Any, Any], query: AggsQuery, page: Page) -> Response[bytes]:
-    next_url = None
-    if page.next_from_ms is not None:
-        next_url = _next_url(request, query, page.next_from_ms)
-    body = render_body(query, page, uuid.uuid4().hex, next_url)
-    headers: dict[str, str] = {"X-Cache": page.cache}
-    if page.cache == "STALE":
-        headers["Warning"] = STALE_WARNING
-    return Response(body, media_type=MediaType.JSON, headers=headers)
-
-
-@get(
-    [V1_PREFIX + _RANGE, POLYGON_PREFIX + _RANGE],
-    tags=["stocks"],
-    summary="Aggregate bars of a stock, in Polygon's shape, from the range-aware cache",
-    description=(
-        "Query: adjusted (true), sort (asc|desc), limit (1..50000, default 5000). "
-        "X-Cache says how it was served: HIT, MISS, PARTIAL, STALE or COALESCED."
-    ),
-    middleware=[RawAggregates],
-)
-async def aggregates(
-    request: Request[Any, Any, Any],
-    state: State,
-    *,
-    ticker: str,
-    multiplier: str,
-    timespan: str,
-    from_: str,
-    to: str,
-) -> Response[Any]:
-    bars: StockBars = state.services.extras[EXTRAS_KEY]
-    params = request.query_params
-    try:
-        query = parse_aggs_query(ticker, multiplier, timespan, from_, to, params=params)
-        query = _with_cursor(query, params.get("cursor"))
-    except QueryError as exc:
-        return error_response(400, str(exc))
-    try:
+            query = parse_request(
+                (path["ticker"], path["multiplier"], path["timespan"], path["from_"], path["to"]),
+                scope["query_string"],
+            )
+        except QueryError as exc:
+            return error_reply(400, str(exc))
         page = await bars.answer(query)
     except (UpstreamError, RedisError) as exc:
-        return failure_response(exc)
-    return _render(request, query, page)
+        return failure_reply(exc)
+    next_path = None if page.next_from_ms is None else _next_path(scope, query, page.next_from_ms)
+    versions = page.versions or {}
+    rendered = HotPage(
+        series=query.series,
+        fields=version_fields(list(versions)),
+        versions=tuple(versions.values()),
+        fresh_until_ms=page.fresh_until_ms,
+        head=render_head(query, page),
+        count=page.count,
+        next_path=next_path,
+    )
+    if page.versions is not None:
+        hot.keep(key, rendered)
+    return _reply(scope, rendered, page.cache)
 
 
-STOCK_ROUTES = [aggregates]
+def aggregates_route(*, raw: bool = True) -> HTTPRouteHandler:
+    """The aggregates route; ``raw=False`` leaves out the raw ASGI layer (for the test that
+    compares both forms)."""
+
+    async def aggregates(
+        request: Request[Any, Any, Any],
+        *,
+        ticker: str,
+        multiplier: str,
+        timespan: str,
+        from_: str,
+        to: str,
+    ) -> ASGIResponse:
+        del ticker, multiplier, timespan, from_, to  # documented here; parsed by parse_request
+        return to_asgi_response(await aggs_answer(request.scope))
+
+    middleware = [answered_by(aggs_answer)] if raw else None
+    return get(
+        [V1_PREFIX + _RANGE, POLYGON_PREFIX + _RANGE],
+        middleware=middleware,
+        tags=["stocks"],
+        summary="Aggregate bars of a stock, in Polygon's shape, from the range-aware cache",
+        description=(
+            "Query: adjusted (true), sort (asc|desc), limit (1..50000, default 5000). "
+            "X-Cache says how it was served: HIT, MISS, PARTIAL, STALE or COALESCED."
+        ),
+    )(aggregates)

@@ -22,7 +22,7 @@ import msgspec
 
 from ratesvc.log import get_logger
 from ratesvc.stocks.budget import UpstreamBudget
-from ratesvc.stocks.cache import BarStore
+from ratesvc.stocks.cache import FOREVER_MS, BarStore
 from ratesvc.stocks.chunk import CachedChunk
 from ratesvc.stocks.coalesce import ChunkLocks
 from ratesvc.stocks.errors import UpstreamError, UpstreamFailure
@@ -64,6 +64,11 @@ class Page:
     cache: CacheStatus
     next_from_ms: int | None = None
     """Set when more bars may follow: the next page's ``from`` (asc) or ``to`` (desc)."""
+    versions: dict[date, bytes] | None = None
+    """Each chunk read for this page and its version, when every one was a fresh hit and
+    none is still open: the page may be kept while the chunks keep them (hot.py)."""
+    fresh_until_ms: int = 0
+    """When the first of its chunks stops being fresh."""
 
 
 @dataclass
@@ -75,6 +80,18 @@ class _Sources:
     coalesced: int = 0
     stale: int = 0
     statuses: set[str] = field(default_factory=set)
+    versions: dict[date, bytes | None] = field(default_factory=dict)
+    """The version of each chunk read as a fresh hit."""
+    open: bool = False
+    """The answer covers the chunk still open today."""
+    fresh_until_ms: int = FOREVER_MS
+
+    def kept_versions(self) -> dict[date, bytes] | None:
+        """What a page of these chunks depends on, if it may be kept (all hits, all versioned)."""
+        if self.open or not self.versions or self.cache_status() != "HIT":
+            return None
+        versions = {c: v for c, v in self.versions.items() if v is not None}
+        return versions if len(versions) == len(self.versions) else None
 
     def cache_status(self) -> CacheStatus:
         if self.stale:
@@ -146,13 +163,13 @@ class StockBars:
         chunks = chunks_between(eastern_date(query.from_ms), last_day, span)
         if query.sort == "desc":
             chunks.reverse()
-        if (
-            self.recent is not None
-            and open_chunk(today, series.timespan, series.multiplier) in chunks
-        ):
-            await self.recent.touch(series, now)
-
         sources = _Sources()
+        if open_chunk(today, series.timespan, series.multiplier) in chunks:
+            # Bars still coming in: kept warm by the refresher, rewritten every few seconds.
+            sources.open = True
+            if self.recent is not None:
+                await self.recent.touch(series, now)
+
         fragments: list[bytes | memoryview] = []
         have = 0
         next_from: int | None = None
@@ -192,7 +209,13 @@ class StockBars:
         self.stats.answers[("aggs", answer)] += 1
         status = "DELAYED" if "DELAYED" in sources.statuses else "OK"
         return Page(
-            fragments=fragments, count=have, status=status, cache=answer, next_from_ms=next_from
+            fragments=fragments,
+            count=have,
+            status=status,
+            cache=answer,
+            next_from_ms=next_from,
+            versions=sources.kept_versions(),
+            fresh_until_ms=sources.fresh_until_ms,
         )
 
     @staticmethod
@@ -236,13 +259,18 @@ class StockBars:
         acquire: AcquireSlot,
     ) -> dict[date, CachedChunk]:
         """Every chunk in ``chunks``: fresh from Redis, fetched, waited for, or stale on error."""
-        stored = await self.store.load(series, chunks)
+        versions, stored = await self.store.load_versioned(series, chunks)
         result = self._fresh(series, chunks, stored)
         sources.cached += len(result)
         self.stats.chunks["cache"] += len(result)
         pending = [c for c in chunks if c not in result]
         if not pending:
             sources.statuses.update(value.status for value in result.values())
+            sources.versions.update(zip(chunks, versions, strict=True))
+            sources.fresh_until_ms = min(
+                [sources.fresh_until_ms]
+                + [self.store.fresh_until_ms(series, c, v) for c, v in result.items()]
+            )
             return result
 
         failure = await self._resolve(series, pending, result, sources, acquire)
