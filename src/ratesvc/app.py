@@ -35,7 +35,7 @@ from ratesvc.api.errors import (
     store_unavailable_handler,
 )
 from ratesvc.api.exposition import WorkerMetrics, exposition_of, metrics_dir
-from ratesvc.api.limits import RequestLimitsMiddleware
+from ratesvc.api.limits import MAX_BODY_BYTES, RequestLimitsMiddleware
 from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
@@ -55,7 +55,6 @@ log = get_logger("app")
 
 DRAINER_TASK = "drainer"
 METRICS_TASK = "metrics_export"
-MAX_BODY_BYTES = 1024 * 1024
 REDIS_CONNECT_TIMEOUT_S = 1.0
 REDIS_SOCKET_TIMEOUT_S = 2.0
 """A hung Redis answers requests with 503 after this, not redis-py's 5 s (longest block: 1 s)."""

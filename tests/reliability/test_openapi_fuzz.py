@@ -123,6 +123,7 @@ def test_no_server_errors_and_every_error_is_json(live_url: str) -> None:
         for result in schema.exclude(path="/v1/courses/stream").get_all_operations()  # endless
     ]
     assert len(operations) >= 5
+    assert ("POST", "/v1/events") in {(op.method.upper(), op.path) for op in operations}
     for operation in operations:
         fuzz = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))(
             given(case=operation.as_strategy())(_check)

@@ -24,6 +24,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ratesvc.api.errors import error_code
 from ratesvc.api.raw import json_reply, send_reply
 
+MAX_BODY_BYTES = 1024 * 1024
+"""The app's request body limit (``request_max_body_size``, and routes that read raw)."""
 MAX_TARGET_BYTES = 8 * 1024
 MAX_QUERY_PARAMS = 64
 MAX_HEADERS = 100

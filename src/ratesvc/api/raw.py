@@ -48,6 +48,8 @@ class Reply:
 
 ScopeAnswer = Callable[[Scope], Awaitable[Reply]]
 """A route's answer function: the raw ASGI scope (query string, headers, app) -> Reply."""
+BodyAnswer = Callable[[Scope, Receive], Awaitable[Reply]]
+"""The answer function of a route that reads the request body from ``receive``."""
 
 
 def json_reply(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> Reply:
@@ -73,6 +75,26 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The request body, or None as soon as it is over ``max_bytes`` (the rest is not read).
+
+    A client that went away before sending it all gives ``b""``.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 async def send_reply(send: Send, reply: Reply) -> None:
@@ -103,6 +125,20 @@ def answered_by(answer: ScopeAnswer) -> Callable[[ASGIApp], ASGIApp]:
 
         async def raw(scope: Scope, _receive: Receive, send: Send) -> None:
             await send_reply(send, await answer(scope))
+
+        return raw
+
+    return layer
+
+
+def answered_with_body(answer: BodyAnswer) -> Callable[[ASGIApp], ASGIApp]:
+    """``answered_by`` for a route whose answer reads the request body."""
+
+    def layer(app: ASGIApp) -> ASGIApp:
+        del app
+
+        async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+            await send_reply(send, await answer(scope, receive))
 
         return raw
 

@@ -11,7 +11,7 @@ from ratesvc.events.appender import StreamAppender
 from ratesvc.events.counters import Counters
 from ratesvc.events.drainer import EventDrainer, consumer_name, ensure_group
 from ratesvc.events.monitor import BacklogMonitor, EventsCollector
-from ratesvc.events.routes import ROUTES
+from ratesvc.events.routes import routes
 from ratesvc.events.state import EventsState
 from ratesvc.log import get_logger
 from ratesvc.plugin import FeaturePlugin
@@ -28,8 +28,12 @@ class EventsPlugin(FeaturePlugin[EventsState]):
     name = "events"
     state_type = EventsState
 
+    def __init__(self, *, raw: bool = True) -> None:
+        self.raw = raw
+        """False: ``POST /v1/events`` without its raw ASGI layer (see ``routes.py``)."""
+
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
-        return ROUTES
+        return routes(raw=self.raw)
 
     async def start(self, services: Services) -> EventsState:
         settings = services.settings
