@@ -45,7 +45,7 @@ from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
 from ratesvc.pipeline import Drainer, UpdateQueue
 from ratesvc.plugin import FeaturePlugin
-from ratesvc.ratelimit import ExceptionHandler, rate_limiting
+from ratesvc.ratelimit import rate_limit_plugin
 from ratesvc.redact import redact_url
 from ratesvc.retry import backoff_delays, retry
 from ratesvc.services import Services
@@ -187,10 +187,8 @@ def create_app(
         DefineMiddleware(RequestMetricsMiddleware, metrics=request_metrics),
         DefineMiddleware(RequestLimitsMiddleware, max_body_bytes=MAX_BODY_BYTES),
     ]
-    http_errors: ExceptionHandler = http_exception_handler
-    if (limiting := rate_limiting(settings)) is not None:
-        middleware.append(limiting.middleware)
-        http_errors = limiting.around(http_exception_handler)
+    if (limiting := rate_limit_plugin(settings)) is not None:
+        chosen.insert(0, limiting)  # its middleware goes after the two above
     return Litestar(
         route_handlers=routes,
         lifespan=[_lifespan],
@@ -198,7 +196,7 @@ def create_app(
         middleware=middleware,
         cors_config=cors,
         exception_handlers={
-            HTTPException: http_errors,
+            HTTPException: http_exception_handler,
             RedisError: store_unavailable_handler,
             Exception: internal_error_handler,
         },

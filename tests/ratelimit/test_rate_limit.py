@@ -17,9 +17,10 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.embedded import free_port
 from ratesvc.events.plugin import EventsPlugin
-from ratesvc.ratelimit import RateLimiter, rate_limiting
+from ratesvc.ratelimit import RateLimiter, rate_limit_plugin
 from ratesvc.ratelimit.client import client_key
 from ratesvc.ratelimit.limiter import OVERFLOW_KEY
+from ratesvc.ratelimit.plugin import MERGE_TASK
 from ratesvc.supervisor import Supervisor
 from support.apps import app_client
 from support.servers import eventually, serve_app
@@ -145,9 +146,9 @@ async def test_the_limit_holds_across_two_instances_sharing_redis(
 
 async def test_redis_unreachable_fails_open_and_counts_locally(settings: Settings) -> None:
     limited = msgspec.structs.replace(settings, rate_limit="3/day", rate_limit_sync_interval_s=0.02)
-    limiting = rate_limiting(limited)
-    assert limiting is not None
-    limiter = limiting.limiter
+    plugin = rate_limit_plugin(limited)
+    assert plugin is not None
+    limiter = plugin.limiter
 
     @get("/ping")
     async def ping() -> dict[str, str]:
@@ -155,15 +156,20 @@ async def test_redis_unreachable_fails_open_and_counts_locally(settings: Setting
 
     dead_redis = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
     supervisor = Supervisor()
-    app = Litestar([ping], middleware=[limiting.middleware])
-    app.state.services = SimpleNamespace(redis=dead_redis, supervisor=supervisor, metric_sources=[])
+    app = Litestar([ping], plugins=[plugin])
+    # Only what the plugin's lifespan reads of the services: a Redis that is not there.
+    app.state.services = SimpleNamespace(
+        settings=limited, redis=dead_redis, supervisor=supervisor, metric_sources=[]
+    )
     try:
         async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+            assert MERGE_TASK in supervisor.names  # started with the app, not by a request
             codes = [(await client.get("/ping")).status_code for _ in range(3)]
             assert codes == [200, 200, 200]
             await eventually(lambda: _value(limiter.merge_failures), lambda n: n >= 2)
             # Still enforced, from the local count alone; never a 5xx.
             assert (await client.get("/ping")).status_code == 429
+        assert MERGE_TASK not in supervisor.names  # stopped with the app
     finally:
         await supervisor.stop(grace_s=2)
         await dead_redis.aclose()

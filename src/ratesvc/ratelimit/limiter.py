@@ -89,8 +89,6 @@ class RateLimiter:
         self._clients: dict[str, _Client] = {}
         self._dirty: set[str] = set()
         self._wake: asyncio.Event | None = None
-        self.attached = False
-        """Set once the merge loop runs against the app's Redis (see the middleware)."""
         self.admitted = 0
         self.refused = 0
         self.overflowed = 0
@@ -146,7 +144,7 @@ class RateLimiter:
         self._dirty = set()
 
     async def run(self, redis: Redis) -> None:
-        """Merge local counts into Redis forever (supervised; started on first use)."""
+        """Merge local counts into Redis forever (supervised; ``RateLimitPlugin`` starts it)."""
         self._wake = wake = asyncio.Event()
         while True:
             raise_if_cancelling()

@@ -2,16 +2,13 @@
 
 Litestar builds one instance per route handler (a request the router refuses,
 404 or 405, never reaches one: ``unrouted.py`` counts those); they all share one
-``RateLimiter``.  The Redis client lives in the app's lifespan, which runs
-after the middleware is built, so the limiter is attached to it on the first
-request: that starts its merge loop under the app's supervisor (stopped at
-shutdown) and adds its metrics.
+``RateLimiter``, whose merge into Redis ``RateLimitPlugin`` runs in the lifespan.
+Until it runs (and whenever Redis is unreachable) the limiter counts locally.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import (
@@ -23,15 +20,11 @@ from litestar.types import (
 )
 
 from ratesvc.api.raw import json_reply, send_reply
-from ratesvc.log import get_logger
 from ratesvc.ratelimit.client import client_key
 from ratesvc.ratelimit.limiter import RateLimiter
 
-log = get_logger("ratelimit")
-
 Header = tuple[bytes, bytes]
 EXEMPT_OPT = "exempt_from_rate_limit"
-MERGE_TASK = "ratelimit-merge"
 
 
 class RateLimitMiddleware:
@@ -61,8 +54,6 @@ class RateLimitMiddleware:
 
 def count_request(limiter: RateLimiter, scope: Scope, trust_proxy: bool) -> tuple[int, bytes]:
     """Count the request: (remaining allowance or -1 if refused, seconds to the reset)."""
-    if not limiter.attached:
-        _attach(limiter, scope)
     now = time.time()
     remaining = limiter.hit(client_key(scope, trust_proxy), now)
     return remaining, str(limiter.reset_in(now)).encode()
@@ -90,19 +81,3 @@ def refusal(limiter: RateLimiter, reset: bytes) -> tuple[bytes, list[Header]]:
 
 async def _send_refusal(send: Send, body: bytes, headers: list[Header]) -> None:
     await send_reply(send, json_reply(429, body, *headers))
-
-
-def _attach(limiter: RateLimiter, scope: Scope) -> None:
-    """Start merging into the app's Redis, once per limiter."""
-    services: Any = scope["app"].state.get("services")
-    if services is None:  # no lifespan (yet): count locally
-        return
-    limiter.attached = True
-    services.supervisor.start(MERGE_TASK, lambda: limiter.run(services.redis))
-    services.metric_sources.append(limiter.collect)
-    log.info(
-        "rate_limit_active",
-        limit=limiter.limit,
-        period_s=limiter.period_s,
-        sync_interval_s=limiter.sync_interval_s,
-    )
