@@ -54,6 +54,13 @@ def _settings_or_exit(overrides: dict[str, str]) -> Settings:
         raise SystemExit(2) from None
 
 
+def _start(overrides: dict[str, str] | None = None) -> Settings:
+    """What every command does first: its settings (or exit 2 naming the bad one), logging."""
+    settings = _settings_or_exit(overrides or {})
+    configure_logging(settings.log_level, settings.secrets)
+    return settings
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
     chosen = {
         "RATESVC_HOST": getattr(args, "host", None),
@@ -72,8 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         embedded_redis_dir,
     )
 
-    settings = _settings_or_exit(_overrides(args))
-    configure_logging(settings.log_level, settings.secrets)
+    settings = _start(_overrides(args))
     with ExitStack() as stack:
         # Child processes and workers read their settings from the environment,
         # so whatever serve starts for them is announced there.
@@ -142,8 +148,7 @@ def simulate(args: argparse.Namespace) -> int:
     _require_simulators()
     from ratesvc_sim.server import run_simulators  # noqa: PLC0415
 
-    settings = _settings_or_exit({})
-    configure_logging(settings.log_level, settings.secrets)
+    _start()  # settings are checked and logging set up as for the service
     asyncio.run(run_simulators(args.host, args.port, ready_file=args.ready_file, seed=args.seed))
     return 0
 
@@ -153,8 +158,7 @@ def migrate(_args: argparse.Namespace) -> int:
 
     from ratesvc.migrate import apply_migrations  # noqa: PLC0415
 
-    settings = _settings_or_exit({})
-    configure_logging(settings.log_level, settings.secrets)
+    settings = _start()
     if settings.database_url is None:
         print("ratesvc: RATESVC_DATABASE_URL must be set for migrate", file=sys.stderr)
         return 2
@@ -206,8 +210,7 @@ def purge(args: argparse.Namespace) -> int:
 
     from ratesvc.stocks.purge import purge_ticker  # noqa: PLC0415
 
-    settings = _settings_or_exit({})
-    configure_logging(settings.log_level, settings.secrets)
+    settings = _start()
     redis_url = _service_redis_url(settings)
     if redis_url is None:
         print(

@@ -139,3 +139,13 @@ def counter_families(
         counter = CounterMetricFamily(f"{prefix}_{name}", doc)
         counter.add_metric([], value)
         yield counter
+
+
+def gauge_families(
+    prefix: str, rows: Iterable[tuple[str, str, float]]
+) -> Iterator[GaugeMetricFamily]:
+    """One unlabelled gauge per ``(name, doc, value)`` row, named ``<prefix>_<name>``."""
+    for name, doc, value in rows:
+        gauge = GaugeMetricFamily(f"{prefix}_{name}", doc)
+        gauge.add_metric([], value)
+        yield gauge

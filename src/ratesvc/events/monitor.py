@@ -10,10 +10,10 @@ import asyncio
 import time
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from ratesvc.api.metrics import counter_families, gauge_families
 from ratesvc.cancel import raise_if_cancelling
 from ratesvc.events import keys
 from ratesvc.events.appender import StreamAppender
@@ -134,11 +134,5 @@ class EventsCollector:
             ("claimed_entries", "Entries taken over from a drainer that stopped", stats.claimed_entries),
             ("consumers_removed", "Dead drainers removed from the consumer group", stats.consumers_removed),
         ]  # fmt: skip
-        for name, doc, value in gauges:
-            family = GaugeMetricFamily(f"ratesvc_events_{name}", doc)
-            family.add_metric([], value)
-            yield family
-        for name, doc, value in counters:
-            counter = CounterMetricFamily(f"ratesvc_events_{name}", doc)
-            counter.add_metric([], value)
-            yield counter
+        yield from gauge_families("ratesvc_events", gauges)
+        yield from counter_families("ratesvc_events", counters)
