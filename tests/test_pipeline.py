@@ -1,4 +1,5 @@
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -6,11 +7,14 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ratesvc.courses import keys
+from ratesvc.courses.postgres_sink import PostgresQuoteSink
+from ratesvc.courses.quotes_hash import load_quotes
 from ratesvc.courses.rates import Freshness
-from ratesvc.courses.sinks import PostgresQuoteSink, RedisCoursesSink, load_quotes
+from ratesvc.courses.redis_sink import RedisCoursesSink
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
 from ratesvc.pipeline import Drainer, UpdateQueue
+from support.servers import eventually
 
 FRESHNESS = Freshness(5, 60)
 T0 = datetime(2026, 11, 21, 12, 0, 5, tzinfo=UTC)
@@ -81,3 +85,69 @@ def test_full_queue_drops_and_counts() -> None:
     assert queue.offer(quote("A", "1", 0))
     assert not queue.offer(quote("A", "2", 1))
     assert queue.dropped == 1
+
+
+async def test_an_idle_queue_hands_the_sinks_an_empty_batch() -> None:
+    """Time passing travels as the drainer's idle timeout, not as a message on the queue."""
+
+    class RecordingSink:
+        name = "recording"
+
+        def __init__(self) -> None:
+            self.batches: list[list[Quote]] = []
+            self.idle = asyncio.Event()
+
+        async def write(self, batch: Sequence[Quote]) -> None:
+            self.batches.append(list(batch))
+            if not batch:
+                self.idle.set()
+
+    sink = RecordingSink()
+    queue = UpdateQueue(10)
+    drainer = Drainer(queue, [sink], idle_s=0.05)
+    task = asyncio.create_task(drainer.run())
+    try:
+        queue.offer(quote("BTCUSDT", "1", 0))
+        async with asyncio.timeout(5):
+            await sink.idle.wait()
+    finally:
+        task.cancel()
+    assert sink.batches[0] == [quote("BTCUSDT", "1", 0)]
+    assert drainer.batches == 1  # idle batches are not counted as written
+
+
+async def test_the_lease_holder_publishes_a_source_turning_stale_without_new_quotes(
+    redis: Redis, db: asyncpg.Connection, database_url: str
+) -> None:
+    await apply_migrations(db)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.CHANGES)
+    assert (await pubsub.get_message(timeout=5) or {}).get("type") == "subscribe"
+    freshness = Freshness(0.3, 0.3)
+    bystander = RedisCoursesSink(redis, freshness, "omit")
+    holder = RedisCoursesSink(redis, freshness, "omit")
+    try:
+        await bystander.write([])  # not the lease holder: renders and publishes nothing
+        await holder.prime(pool)
+        observed = datetime.now(UTC)
+        await holder.write(
+            [Quote(source="binance", market="BTCUSDT", value=Decimal(1), observed_at=observed)]
+        )
+        first = await pubsub.get_message(timeout=5)
+        assert first is not None
+        assert (
+            b'"BTC-USD"' in first["data"]
+        )  # the holder's answer came first: the bystander sent none
+
+        async def idle_render() -> bytes | None:
+            await holder.write([])
+            message = await pubsub.get_message(timeout=0.05)
+            return None if message is None else bytes(message["data"])
+
+        stale = await eventually(idle_render, lambda body: body is not None)
+        assert stale is not None
+        assert stale.startswith(b'{"error"')  # no fresh rate left: the stream says so
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pool.close()

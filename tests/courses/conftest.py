@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from ratesvc.config import Settings
 from ratesvc.courses import keys
-from ratesvc.courses.sinks import encode_quote
+from ratesvc.courses.quotes_hash import encode_quotes
 from ratesvc.embedded import free_port
 from ratesvc.models import Quote
 from ratesvc_sim.server import build_http_app, simulator_urls
@@ -85,7 +85,7 @@ async def write_prices(redis: Redis, prices: dict[str, str], observed_at: dateti
         quotes.append(
             Quote(source=source, market=market, value=Decimal(value), observed_at=observed_at)
         )
-    await redis.hset(keys.QUOTES, mapping={q.key: encode_quote(q) for q in quotes})
+    await redis.hset(keys.QUOTES, mapping=encode_quotes({q.key: q for q in quotes}))
 
 
 @pytest.fixture

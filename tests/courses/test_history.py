@@ -17,8 +17,8 @@ from ratesvc.config import Settings
 from ratesvc.courses import keys
 from ratesvc.courses.bars import MinuteBars
 from ratesvc.courses.history_cache import bump_generations
+from ratesvc.courses.postgres_sink import PostgresQuoteSink, prune_history
 from ratesvc.courses.rates import Freshness
-from ratesvc.courses.sinks import PostgresQuoteSink, prune_history
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
 from support.apps import app_client

@@ -22,16 +22,12 @@ from ratesvc.courses.directions import BY_NAME, DIRECTIONS, QUOTES, SOURCES, bin
 from ratesvc.courses.history import ROUTES as HISTORY_ROUTES
 from ratesvc.courses.history_read import HistoryReader
 from ratesvc.courses.local import LocalAnswers
+from ratesvc.courses.postgres_sink import PostgresQuoteSink, prune_history
 from ratesvc.courses.query import CoursesQueries
+from ratesvc.courses.quotes_hash import load_quotes
 from ratesvc.courses.rates import Freshness
-from ratesvc.courses.sinks import (
-    PostgresQuoteSink,
-    RedisCoursesSink,
-    RenderTick,
-    load_quotes,
-    prune_history,
-    warm_start,
-)
+from ratesvc.courses.redis_sink import RedisCoursesSink
+from ratesvc.courses.warm_start import warm_start
 from ratesvc.features import Feature
 from ratesvc.lease import Lease
 from ratesvc.log import get_logger
@@ -39,7 +35,6 @@ from ratesvc.services import Services
 
 log = get_logger("courses")
 
-RENDER_TICK_S = 0.5
 PRUNE_EVERY_S = 3600.0
 
 
@@ -59,10 +54,17 @@ class CoursesState:
 
 
 async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: MinuteBars) -> None:
-    """The work of the lease holder: both sources and a render tick."""
-    settings = services.settings
+    """The work of the lease holder: both sources (the drainer renders when they are quiet)."""
     await sink.prime(services.db)
-    bars.prime(sink.quotes)  # the legs of cross rates, as the last lease holder left them
+    try:
+        bars.prime(sink.quotes)  # the legs of cross rates, as the last lease holder left them
+        await _run_sources(services)
+    finally:
+        sink.stand_down()
+
+
+async def _run_sources(services: Services) -> None:
+    settings = services.settings
     offer = services.queue.offer
     async with asyncio.TaskGroup() as group:
         group.create_task(
@@ -87,14 +89,6 @@ async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: Minut
                 retry_max_s=settings.coingecko_retry_max_s,
             )
         )
-        group.create_task(_tick(services))
-
-
-async def _tick(services: Services) -> None:
-    tick = RenderTick()
-    while True:
-        await asyncio.sleep(RENDER_TICK_S)
-        services.queue.offer(tick)
 
 
 async def _prune(services: Services) -> None:

@@ -1,28 +1,16 @@
 """This process's answers to ``/v1/courses`` queries, from quotes never older than 50 ms.
 
-Reading Redis on every request costs a redis.asyncio round trip, about 110 µs
-of CPU: more than the rest of the request.  Here each process keeps a copy of
-the latest quotes (the ``ratesvc:quotes`` hash the drainer writes) and reads
-Redis again only when its copy is older than ``max_age_s`` (50 ms by
-default).  At most one read is in flight: requests arriving meanwhile wait for
-that read instead of starting their own.
-
-Why a value written to Redis reaches handlers within ``max_age_s``: a copy is
-stamped with the moment its read was *sent*, so it holds at least every write
-that completed before that moment, and it is used only until that moment plus
-``max_age_s``.  At 18,000 requests/s this is 20 reads a second, and needs no
-subscription that could silently lag.
-
-Every query shape is answered the same way: its answer is rendered once from
-the copy, cached under the query's normalised key, and served, with its
-ready-made headers, until the quotes change or one of its rows turns stale
-(``valid_until``).  The cache is bounded (``max_answers``, the least recently
-rendered shape goes first), since a client can ask for many distinct shapes.
+The quotes come from ``reader.py`` (this process's copy of the quotes hash,
+read again at most every ``max_age_s``).  Every query shape is answered the
+same way: its answer is rendered once from the copy, cached under the query's
+normalised key, and served, with its ready-made headers, until the quotes
+change or one of its rows turns stale (``valid_until``).  The cache is
+bounded (``max_answers``, the least recently rendered shape goes first),
+since a client can ask for many distinct shapes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,15 +19,12 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from ratesvc.api.raw import JSON, NO_STORE, RETRY_AFTER_1, Reply
-from ratesvc.courses import keys
 from ratesvc.courses.directions import Direction
 from ratesvc.courses.query import CoursesQuery
 from ratesvc.courses.rates import Freshness, compute_rates
+from ratesvc.courses.reader import DEFAULT_MAX_AGE_S, QuoteCopy, QuoteReader
 from ratesvc.courses.render import Course, etag_of, render
-from ratesvc.courses.sinks import decode_quotes
-from ratesvc.models import Quote
 
-DEFAULT_MAX_AGE_S = 0.05
 DEFAULT_MAX_ANSWERS = 1024
 CACHE_CONTROL = b"public, max-age=1, must-revalidate"
 """Values change every second: caches may keep an answer one second, then revalidate (ETag)."""
@@ -84,16 +69,6 @@ class Answer:
         return self.reply
 
 
-@dataclass(frozen=True, slots=True)
-class _Copy:
-    read_at: float
-    """``time.monotonic()`` when the read was sent."""
-    generation: int
-    """Changes when the quotes do: answers of an older generation are rendered again."""
-    raw: Mapping[bytes | str, bytes | str]
-    quotes: dict[str, Quote]
-
-
 class LocalAnswers:
     """Answers rendered from this process's copy of the quotes, read from Redis at most every ``max_age_s``."""
 
@@ -107,19 +82,19 @@ class LocalAnswers:
         max_age_s: float = DEFAULT_MAX_AGE_S,
         max_answers: int = DEFAULT_MAX_ANSWERS,
     ) -> None:
-        self.redis = redis
+        self.reader = QuoteReader(redis, max_age_s)
         self.directions = directions
         self.freshness = freshness
         self.partial = partial
-        self.max_age_s = max_age_s
         self.max_answers = max_answers
-        self._copy: _Copy | None = None
-        self._read: asyncio.Task[_Copy] | None = None
         self._answers: dict[str, tuple[int, Answer]] = {}
-        self.reads = 0
-        """Redis reads made (for tests and metrics)."""
         self.renders = 0
         """Answers rendered (for tests)."""
+
+    @property
+    def reads(self) -> int:
+        """Redis reads made (for tests and metrics)."""
+        return self.reader.reads
 
     @property
     def cached(self) -> int:
@@ -130,9 +105,7 @@ class LocalAnswers:
 
         Raises what the Redis client raises when the copy is too old and Redis cannot be read.
         """
-        copy = self._copy
-        if copy is None or time.monotonic() - copy.read_at > self.max_age_s:
-            copy = await self._fresh_copy()
+        copy = await self.reader.copy()
         cached = self._answers.get(query.key)
         if (
             cached is not None
@@ -147,7 +120,7 @@ class LocalAnswers:
         self._answers[query.key] = (copy.generation, answer)
         return answer
 
-    def _render(self, query: CoursesQuery, copy: _Copy) -> Answer:
+    def _render(self, query: CoursesQuery, copy: QuoteCopy) -> Answer:
         self.renders += 1
         rendered = render(
             compute_rates(
@@ -160,28 +133,3 @@ class LocalAnswers:
         )
         valid_until_ms = int(rendered.valid_until.timestamp() * 1000)
         return Answer.of(rendered.status, rendered.body, valid_until_ms, rendered.rows)
-
-    async def _fresh_copy(self) -> _Copy:
-        read = self._read
-        if read is None:
-            read = self._read = asyncio.create_task(self._read_quotes())
-            read.add_done_callback(self._read_done)
-        # Shielded: a client that hangs up must not cancel the read others wait for.
-        return await asyncio.shield(read)
-
-    def _read_done(self, _task: asyncio.Task[_Copy]) -> None:
-        self._read = None
-
-    async def _read_quotes(self) -> _Copy:
-        read_at = time.monotonic()
-        raw = await self.redis.hgetall(keys.QUOTES)
-        self.reads += 1
-        previous = self._copy
-        if previous is not None and previous.raw == raw:
-            copy = _Copy(read_at, previous.generation, previous.raw, previous.quotes)
-        else:
-            generation = 0 if previous is None else previous.generation + 1
-            copy = _Copy(read_at, generation, raw, decode_quotes(raw))
-        if self._copy is None or read_at >= self._copy.read_at:
-            self._copy = copy
-        return copy

@@ -1,145 +1,26 @@
-"""Where quotes go: Redis (latest quotes, changes for the stream) and PostgreSQL (warm start, history)."""
+"""The drainer's PostgreSQL sink: latest quotes (warm start), per-minute history and minute bars."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
-import msgspec
 from redis.asyncio import Redis
 
-from ratesvc.courses import keys
-from ratesvc.courses.bars import Bar, BarKey, MinuteBars
+from ratesvc.courses.bars import Bar, BarKey, MinuteBars, minute_of
 from ratesvc.courses.history_cache import bump_generations, late_pairs
-from ratesvc.courses.rates import Freshness, compute_rates
-from ratesvc.courses.render import render
+from ratesvc.courses.quotes_hash import newest_per_market
 from ratesvc.log import get_logger
 from ratesvc.models import Quote
 from ratesvc.supervisor import STORE_ERRORS, backoff_delays
 
-log = get_logger("courses.sinks")
+log = get_logger("courses.postgres_sink")
 _K = TypeVar("_K")
 _V = TypeVar("_V")
-
-_encode = msgspec.json.Encoder(decimal_format="number").encode
-_decode_quote = msgspec.json.Decoder(Quote).decode
-PRIME_TIMEOUT_S = 5.0
-"""A hung PostgreSQL must not hold back the exchange connections of a new lease holder."""
-
-
-class RenderTick(msgspec.Struct, frozen=True, tag="render_tick"):
-    """No new price, but time passed: re-render so the stream notices staleness."""
-
-
-def quotes_in(batch: Sequence[object]) -> dict[str, Quote]:
-    """The newest quote per market in a batch (older ones in the same batch add nothing)."""
-    newest: dict[str, Quote] = {}
-    for item in batch:
-        if isinstance(item, Quote):
-            seen = newest.get(item.key)
-            if seen is None or item.observed_at >= seen.observed_at:
-                newest[item.key] = item
-    return newest
-
-
-async def load_quotes(redis: Redis) -> dict[str, Quote]:
-    return decode_quotes(await redis.hgetall(keys.QUOTES))
-
-
-def decode_quotes(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Quote]:
-    """The ``keys.QUOTES`` hash as read from Redis -> Quote per ``source|market``."""
-    quotes = {}
-    for field, value in raw.items():
-        try:
-            quote = _decode_quote(value)
-        except msgspec.ValidationError:
-            log.warning("bad_quote_in_redis", field=field)
-            continue
-        quotes[quote.key] = quote
-    return quotes
-
-
-def encode_quote(quote: Quote) -> bytes:
-    return _encode(quote)
-
-
-class RedisCoursesSink:
-    """Latest quotes, in one Redis round trip per batch, and changes for the SSE stream.
-
-    Keeps the latest quotes in memory (primed from Redis when this replica takes
-    the exchange lease) so rendering needs no read.  Publishes the default answer
-    on ``keys.CHANGES`` whenever its bytes change, for the SSE stream.  Answers
-    to requests are rendered by each process from the quotes (``local.py``).
-    """
-
-    name = "redis_courses"
-
-    def __init__(self, redis: Redis, freshness: Freshness, partial: str) -> None:
-        self.redis = redis
-        self.freshness = freshness
-        self.partial = partial
-        self.quotes: dict[str, Quote] = {}
-        self._published: bytes | None = None
-        self._resync = False
-        """A write failed (Redis down or restarted empty): rewrite every quote."""
-
-    async def prime(self, db: asyncpg.Pool) -> None:
-        """Take over the shared view of the latest quotes (another replica may have written them).
-
-        PostgreSQL's latest quotes count too: Redis may have lost its copy since
-        this process started (the warm start at start-up only covered that moment).
-        PostgreSQL being down costs only that part, never the lease holder's work.
-        """
-        stored = await load_quotes(self.redis)
-        try:
-            async with asyncio.timeout(PRIME_TIMEOUT_S):
-                backed = await latest_in_postgres(db)
-        except STORE_ERRORS as exc:
-            log.warning("prime_without_postgres", error=repr(exc))
-            backed = {}
-        for quote in [*backed.values(), *stored.values()]:
-            mine = self.quotes.get(quote.key)
-            if mine is None or quote.observed_at > mine.observed_at:
-                self.quotes[quote.key] = quote
-        self._published = None
-        self._resync = True  # the first write puts every quote back where Redis lacks it
-
-    async def write(self, batch: Sequence[object]) -> None:
-        newest = quotes_in(batch)
-        if not newest and not any(isinstance(item, RenderTick) for item in batch):
-            return
-        self.quotes.update(newest)
-        rates = compute_rates(self.quotes, self.freshness)
-        default = render(rates, datetime.now(UTC), partial=self.partial).body
-        pipe = self.redis.pipeline(transaction=False)
-        # After a failed write Redis may hold none of our quotes (a restart without
-        # persistence): write them all, not only this batch's, or a source that
-        # quotes once a minute would be missing from Redis until its next poll.
-        written = self.quotes if self._resync else newest
-        if written:
-            pipe.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in written.items()})
-        # Fewer fields than this process holds means Redis lost the hash (restarted,
-        # flushed, evicted) without a failed write showing it; nothing deletes fields.
-        pipe.hlen(keys.QUOTES)
-        if default != self._published:
-            pipe.publish(keys.CHANGES, default)
-        try:
-            replies = await pipe.execute()
-        except BaseException:
-            self._resync = True
-            self._published = None
-            raise
-        self._published = default
-        stored_fields = replies[1 if written else 0]
-        if stored_fields < len(self.quotes):
-            log.warning("quotes_lost_in_redis_rewriting", fields=stored_fields)
-            self._resync = True
-            return
-        self._resync = False
 
 
 def _drop_oldest(pending: dict[_K, _V], keep: int) -> int:
@@ -223,8 +104,8 @@ class PostgresQuoteSink:
         """The readiness check: False while history is being dropped."""
         return not self.overflowed
 
-    async def write(self, batch: Sequence[object]) -> None:
-        newest = quotes_in(batch)
+    async def write(self, batch: Sequence[Quote]) -> None:
+        newest = newest_per_market(batch)
         for quote in newest.values():
             self._keep(quote)
         if self.bars is not None and newest:
@@ -275,7 +156,7 @@ class PostgresQuoteSink:
         seen = self._latest.get(quote.key)
         if seen is None or quote.observed_at >= seen.observed_at:
             self._latest[quote.key] = quote
-        minute_key = (quote.source, quote.market, _minute(quote.observed_at))
+        minute_key = (quote.source, quote.market, minute_of(quote.observed_at))
         seen = self._history.get(minute_key)
         if seen is None or quote.observed_at >= seen.observed_at:
             self._history[minute_key] = quote
@@ -362,42 +243,14 @@ class PostgresQuoteSink:
                        SET value = excluded.value, observed_at = excluded.observed_at
                        WHERE excluded.observed_at >= quote_history.observed_at""",
                     [
-                        (q.source, q.market, q.value, q.observed_at, _minute(q.observed_at))
+                        (q.source, q.market, q.value, q.observed_at, minute_of(q.observed_at))
                         for q in history
                     ],
                 )
 
 
-async def latest_in_postgres(db: asyncpg.Pool) -> dict[str, Quote]:
-    """The latest quote per market as PostgreSQL keeps it (for warm starts)."""
-    rows = await db.fetch("SELECT source, market, value, observed_at FROM quotes_latest")
-    quotes = (
-        Quote(
-            source=row["source"],
-            market=row["market"],
-            value=row["value"],
-            observed_at=row["observed_at"],
-        )
-        for row in rows
-    )
-    return {quote.key: quote for quote in quotes}
-
-
-async def warm_start(redis: Redis, db: asyncpg.Pool) -> int:
-    """Copy last known quotes from PostgreSQL into Redis where Redis has nothing newer."""
-    backed = await latest_in_postgres(db)
-    in_redis = await load_quotes(redis)
-    newer: dict[str, Quote] = {}
-    for quote in backed.values():
-        seen = in_redis.get(quote.key)
-        if seen is None or quote.observed_at > seen.observed_at:
-            newer[quote.key] = quote
-    if newer:
-        await redis.hset(keys.QUOTES, mapping={k: encode_quote(q) for k, q in newer.items()})
-    return len(newer)
-
-
 async def prune_history(db: asyncpg.Pool, keep_days: float) -> int:
+    """Delete history and minute bars older than ``keep_days`` (``RATESVC_HISTORY_DAYS``)."""
     deleted = 0
     for table in ("quote_history", "rate_history"):
         result: str = await db.execute(
@@ -406,7 +259,3 @@ async def prune_history(db: asyncpg.Pool, keep_days: float) -> int:
         )
         deleted += int(result.rsplit(maxsplit=1)[-1])
     return deleted
-
-
-def _minute(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
