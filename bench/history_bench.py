@@ -51,11 +51,12 @@ from http_bench import (
 )
 from redis import Redis
 
-from ratesvc.courses.directions import SOURCES, STANDARD
+from ratesvc.courses.directions import STANDARD
+from ratesvc.courses.feature import DEFAULT_SOURCES
 
 DAYS = 30
 START_PRICE = {"BTC": 67_000.0, "ETH": 3_500.0, "USDTTRC": 1.0, "USDTERC": 1.0}
-SERIES = [(d.name, source) for d in STANDARD for source in SOURCES]
+SERIES = [(d.name, source) for d in STANDARD for source in (s.name for s in DEFAULT_SOURCES)]
 ROTATE = """
 paths = {%s}
 local i = 0

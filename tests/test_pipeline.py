@@ -7,16 +7,18 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ratesvc.courses import keys
+from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.postgres_sink import PostgresQuoteSink
 from ratesvc.courses.quotes_hash import load_quotes
-from ratesvc.courses.rates import Freshness
+from ratesvc.courses.rates import Pricing
 from ratesvc.courses.redis_sink import RedisCoursesSink
+from ratesvc.courses.sources import Freshness, Sources
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
 from ratesvc.pipeline import Drainer, UpdateQueue
 from support.servers import eventually
 
-FRESHNESS = Freshness(5, 60)
+PRICING = Pricing(Sources(DEFAULT_SOURCES), Freshness({"binance": 5, "coingecko": 60}))
 T0 = datetime(2026, 11, 21, 12, 0, 5, tzinfo=UTC)
 
 
@@ -36,7 +38,7 @@ async def test_drainer_writes_latest_to_redis_and_history_to_postgres(
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     queue = UpdateQueue(100)
     drainer = Drainer(
-        queue, [RedisCoursesSink(redis, FRESHNESS, "omit"), PostgresQuoteSink(pool)], batch_max=2
+        queue, [RedisCoursesSink(redis, PRICING, "omit"), PostgresQuoteSink(pool)], batch_max=2
     )
     task = asyncio.create_task(drainer.run())
     try:
@@ -69,7 +71,7 @@ async def test_a_failing_sink_does_not_stop_the_other(redis: Redis) -> None:
             raise ConnectionError("store down")
 
     queue = UpdateQueue(10)
-    drainer = Drainer(queue, [BrokenSink(), RedisCoursesSink(redis, FRESHNESS, "omit")])
+    drainer = Drainer(queue, [BrokenSink(), RedisCoursesSink(redis, PRICING, "omit")])
     task = asyncio.create_task(drainer.run())
     try:
         queue.offer(quote("BTCUSDT", "1", 0))
@@ -124,9 +126,9 @@ async def test_the_lease_holder_publishes_a_source_turning_stale_without_new_quo
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.CHANGES)
     assert (await pubsub.get_message(timeout=5) or {}).get("type") == "subscribe"
-    freshness = Freshness(0.3, 0.3)
-    bystander = RedisCoursesSink(redis, freshness, "omit")
-    holder = RedisCoursesSink(redis, freshness, "omit")
+    pricing = Pricing(Sources(DEFAULT_SOURCES), Freshness({"binance": 0.3}))
+    bystander = RedisCoursesSink(redis, pricing, "omit")
+    holder = RedisCoursesSink(redis, pricing, "omit")
     try:
         await bystander.write([])  # not the lease holder: renders and publishes nothing
         await holder.prime(pool)

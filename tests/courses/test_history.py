@@ -16,9 +16,11 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses import keys
 from ratesvc.courses.bars import MinuteBars
+from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.history_cache import bump_generations
 from ratesvc.courses.postgres_sink import PostgresQuoteSink, prune_history
-from ratesvc.courses.rates import Freshness
+from ratesvc.courses.rates import Pricing
+from ratesvc.courses.sources import Freshness, Sources
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
 from support.apps import app_client
@@ -210,7 +212,9 @@ async def test_sink_merges_a_minute_written_in_parts_and_bumps_late_minutes(
 ) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        bars = MinuteBars(Freshness(10.0, 180.0))
+        bars = MinuteBars(
+            Pricing(Sources(DEFAULT_SOURCES), Freshness({"binance": 10.0, "coingecko": 180.0}))
+        )
         sink = PostgresQuoteSink(pool, bars=bars, redis=redis)
         minute = datetime.now(UTC).replace(second=0, microsecond=0) - 10 * MINUTE
 

@@ -9,15 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from ratesvc.courses.directions import BY_NAME, DIRECTIONS, SOURCES
+from ratesvc.courses.directions import BY_NAME, DIRECTIONS
+from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.local import LocalAnswers
 from ratesvc.courses.query import CoursesQueries
-from ratesvc.courses.rates import Freshness
+from ratesvc.courses.rates import Pricing
+from ratesvc.courses.sources import Freshness, Sources
 
 from .conftest import PRICES, write_prices
 
-QUERIES = CoursesQueries(DIRECTIONS, SOURCES)
-LONG = Freshness(3600, 3600)
+SOURCES = Sources(DEFAULT_SOURCES)
+QUERIES = CoursesQueries(DIRECTIONS, SOURCES.names)
+LONG = Pricing(SOURCES, Freshness(dict.fromkeys(SOURCES.names, 3600.0)))
 
 
 def local(redis: Redis, **options: float) -> LocalAnswers:

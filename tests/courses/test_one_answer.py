@@ -16,10 +16,8 @@ from redis.asyncio import Redis
 from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses import keys
-from ratesvc.courses.api import routes
 from ratesvc.courses.directions import DIRECTIONS
-from ratesvc.courses.feature import FEATURE
-from ratesvc.features import Feature
+from ratesvc.courses.feature import courses_feature
 from support.apps import app_client
 from support.servers import serve_app
 
@@ -69,7 +67,7 @@ async def redis_with_gaps(frozen_settings: Settings, redis: Redis) -> Settings:
 
 
 async def test_raw_layer_and_handler_answer_byte_for_byte(redis_with_gaps: Settings) -> None:
-    handler_only = Feature(name="courses", routes=routes(raw=False), start=FEATURE.start)
+    handler_only = courses_feature(raw=False)
     async with (
         serve_app(create_app(redis_with_gaps)) as raw_base,
         serve_app(create_app(redis_with_gaps, features=[handler_only])) as handler_base,

@@ -10,11 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ratesvc.courses.convert import ConvertQueries, convert, parse_amount
-from ratesvc.courses.directions import DIRECTIONS, QUOTES, SOURCES
+from ratesvc.courses.directions import DIRECTIONS, QUOTES
+from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.query import CoursesQueries, QueryError
 from ratesvc.courses.render import Course
 
 NAMES = [d.name for d in DIRECTIONS]
+SOURCES = tuple(s.name for s in DEFAULT_SOURCES)
 QUERIES = CoursesQueries(DIRECTIONS, SOURCES)
 CONVERTS = ConvertQueries(DIRECTIONS, QUOTES)
 AT = datetime(2026, 11, 21, 18, 7, 29, 812000, tzinfo=UTC)

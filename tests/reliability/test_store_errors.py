@@ -14,10 +14,12 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.postgres_sink import PostgresQuoteSink
 from ratesvc.courses.quotes_hash import load_quotes
-from ratesvc.courses.rates import Freshness
+from ratesvc.courses.rates import Pricing
 from ratesvc.courses.redis_sink import RedisCoursesSink
+from ratesvc.courses.sources import Freshness, Sources
 from ratesvc.embedded import free_port
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
@@ -106,7 +108,9 @@ async def test_history_beyond_the_bound_is_dropped_oldest_first_and_reported(
 
 async def test_redis_sink_rewrites_everything_after_a_failed_write(redis: Redis) -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    sink = RedisCoursesSink(dead, Freshness(5, 60), "omit")
+    sink = RedisCoursesSink(
+        dead, Pricing(Sources(DEFAULT_SOURCES), Freshness({"binance": 5, "coingecko": 60})), "omit"
+    )
     # CoinGecko quotes once a minute: this one must not wait a minute to reach Redis.
     try:
         await sink.write([quote("tether/rub", "92.5", source="coingecko")])

@@ -16,7 +16,7 @@ Handlers never call an exchange.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, get
@@ -37,7 +37,7 @@ from ratesvc.api.raw import (
     to_asgi_response,
     unavailable,
 )
-from ratesvc.courses.docs import CONVERT_DOC, COURSES_DOC
+from ratesvc.courses.docs import CONVERT_DOC, courses_doc
 from ratesvc.courses.local import Answer
 from ratesvc.courses.query import QueryError
 from ratesvc.courses.stream import filtered
@@ -117,7 +117,7 @@ async def courses_stream(
         Parameter(description="Only these directions, repeated or comma-separated"),
     ] = None,
     exchanger: Annotated[
-        str | None, Parameter(description="binance or coingecko: that source only")
+        str | None, Parameter(description="A source `/v1/courses` accepts: that source only")
     ] = None,
 ) -> ServerSentEvent:
     del direction, exchanger  # documented here; parsed by the one /v1/courses parser
@@ -153,11 +153,12 @@ async def courses_stream(
     return ServerSentEvent(events(), headers={"Cache-Control": "no-store"})
 
 
-def routes(*, raw: bool = True) -> list[HTTPRouteHandler]:
-    """The feature's routes; ``raw=False`` leaves out the raw ASGI layers (for the test that
-    compares both forms of each route)."""
+def routes(sources: Sequence[str], *, raw: bool = True) -> list[HTTPRouteHandler]:
+    """The feature's routes, documented for ``sources`` (names in failover order);
+    ``raw=False`` leaves out the raw ASGI layers (for the test that compares both
+    forms of each route)."""
     return [
-        _route("/v1/courses", courses_answer, COURSES_DOC, raw=raw),
+        _route("/v1/courses", courses_answer, courses_doc(sources), raw=raw),
         _route("/v1/convert", convert_answer, CONVERT_DOC, raw=raw),
         courses_stream,
     ]

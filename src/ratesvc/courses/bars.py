@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ratesvc.courses.directions import DIRECTIONS, USD_RUB_LEGS, Direction
-from ratesvc.courses.rates import Freshness, compute_rates
+from ratesvc.courses.directions import DIRECTIONS
+from ratesvc.courses.quotes_hash import newer_than
+from ratesvc.courses.rates import Pricing
 from ratesvc.models import Quote
 
 BarKey = tuple[str, str, datetime]
@@ -59,29 +60,16 @@ def minute_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def inputs_of(direction: Direction, source: str) -> tuple[str, ...]:
-    """The quote keys (``source|market``) a direction's rate from ``source`` is computed from."""
-    if source == "coingecko":
-        return (f"coingecko|{direction.coingecko_id}/{direction.quote.lower()}",)
-    market = f"binance|{direction.binance_symbol}"
-    if direction.quote == "RUB":
-        return (market, *(f"coingecko|{leg}" for leg in USD_RUB_LEGS))
-    return (market,)
-
-
 class MinuteBars:
     """Turns quotes into samples of direction rates and folds them into minute bars."""
 
-    def __init__(self, freshness: Freshness) -> None:
-        self.freshness = freshness
+    def __init__(self, pricing: Pricing) -> None:
+        self.pricing = pricing
         self.quotes: dict[str, Quote] = {}
 
     def prime(self, quotes: Mapping[str, Quote]) -> None:
         """Know the last quotes (from Redis at start-up) without sampling them."""
-        for key, quote in quotes.items():
-            seen = self.quotes.get(key)
-            if seen is None or quote.observed_at > seen.observed_at:
-                self.quotes[key] = quote
+        self.quotes.update(newer_than(quotes.values(), self.quotes))
 
     def fold(self, newest: Mapping[str, Quote], bars: dict[BarKey, Bar]) -> None:
         """Sample every rate that ``newest`` moved and fold it into ``bars`` (changed in place)."""
@@ -94,10 +82,10 @@ class MinuteBars:
         if not changed:
             return
         by_direction = {d.name: d for d in DIRECTIONS}
-        for rate in compute_rates(self.quotes, self.freshness):
+        for rate in self.pricing.rates(self.quotes):
             moved = [
                 changed[k]
-                for k in inputs_of(by_direction[rate.direction], rate.source)
+                for k in self.pricing.markets(by_direction[rate.direction], rate.source)
                 if k in changed
             ]
             if not moved:

@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import httpx
 import msgspec
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ratesvc.courses.directions import entry_of_symbol
+from ratesvc.config import Settings
+from ratesvc.courses.directions import USD_RUB_LEGS, Direction, binance_symbols, entry_of_symbol
+from ratesvc.courses.sources import Offer, Priced
+from ratesvc.courses.websocket import ReconnectNow, stream_forever
 from ratesvc.log import get_logger
 from ratesvc.models import Quote, is_valid_price
-from ratesvc.supervisor import backoff_delays
 
 log = get_logger("courses.binance", upstream="binance")
 
-HEALTHY_AFTER_S = 60.0
-"""A connection that lived this long resets the reconnect backoff."""
+NAME = "binance"
 RECONNECT_JITTER = 0.2
 """Reconnect delays stay within 80-100% of their ceiling.
 
@@ -73,7 +71,7 @@ class BinanceCombined(msgspec.Struct):
 _decode_frame = msgspec.json.Decoder(BinanceCombined).decode
 
 
-class ServerShutdownError(Exception):
+class ServerShutdownError(ReconnectNow):
     """Binance announced it is going away."""
 
 
@@ -103,7 +101,7 @@ def parse_frame(raw: str | bytes, received_at: datetime) -> Quote | None:
     if price is None:
         log.warning("price_rejected", symbol=frame.data.s, price=frame.data.c[:40])
         return None
-    return Quote(source="binance", market=frame.data.s, value=price, observed_at=received_at)
+    return Quote(source=NAME, market=frame.data.s, value=price, observed_at=received_at)
 
 
 def stream_url(base: str, symbols: list[str]) -> str:
@@ -165,7 +163,7 @@ async def run_binance(
     rest_url: str,
     http: httpx.AsyncClient,
     symbols: list[str],
-    offer: Callable[[Quote], object],
+    offer: Offer,
     silence_s: float,
     reconnect_min_s: float,
     reconnect_max_s: float,
@@ -175,42 +173,72 @@ async def run_binance(
     if not symbols:
         log.error("no_trading_symbols")
         await asyncio.Event().wait()
-    url = stream_url(ws_url, symbols)
 
-    def fresh_delays() -> Iterator[float]:
-        return backoff_delays(reconnect_min_s, reconnect_max_s, jitter=RECONNECT_JITTER)
+    def on_frame(raw: str | bytes) -> None:
+        quote = parse_frame(raw, datetime.now(UTC))
+        if quote is not None:
+            log.debug("quote", market=quote.market, value=str(quote.value))
+            offer(quote)
 
-    delays = fresh_delays()
-    while True:
-        connected_at: float | None = None
-        immediate = False
+    # Its own keepalive pings (websockets') stay well inside Binance's 5 messages/s.
+    await stream_forever(
+        stream_url(ws_url, symbols),
+        on_frame,
+        log=log,
+        silence_s=silence_s,
+        reconnect_min_s=reconnect_min_s,
+        reconnect_max_s=reconnect_max_s,
+        jitter=RECONNECT_JITTER,
+        connected=lambda: log.info("ws_connected", streams=len(symbols)),
+    )
+
+
+class Binance:
+    """The Binance source: X/USDT markets (USDT taken as USD); the quirks are directions.py's."""
+
+    name = NAME
+
+    def stale_after_s(self, settings: Settings) -> float:
+        return settings.stale_after_s
+
+    def markets(self, direction: Direction) -> tuple[str, ...]:
+        market = f"{NAME}|{direction.binance_symbol}"
+        if direction.quote == "RUB":
+            return (market, *(f"coingecko|{leg}" for leg in USD_RUB_LEGS))
+        return (market,)
+
+    def price(self, direction: Direction, quotes: Mapping[str, Quote]) -> Priced | None:
+        market = quotes.get(f"{NAME}|{direction.binance_symbol}")
+        if market is None:
+            return None
         try:
-            # websockets answers the server's pings itself (echoing the payload);
-            # its own keepalive pings stay well inside Binance's 5 messages/s.
-            async with connect(url, open_timeout=10, close_timeout=2, max_size=1 << 20) as ws:
-                connected_at = time.monotonic()
-                log.info("ws_connected", streams=len(symbols))
-                while True:
-                    async with asyncio.timeout(silence_s):
-                        raw = await ws.recv()
-                    quote = parse_frame(raw, datetime.now(UTC))
-                    if quote is not None:
-                        log.debug("quote", market=quote.market, value=str(quote.value))
-                        offer(quote)
-        except ServerShutdownError:
-            log.info("ws_server_shutdown")
-            immediate = True
-        except TimeoutError:
-            log.warning("ws_silent", silence_s=silence_s)
-        except (ConnectionClosed, InvalidHandshake, InvalidURI, OSError) as exc:
-            log.warning("ws_disconnected", error=repr(exc))
-        lived_s = 0.0 if connected_at is None else time.monotonic() - connected_at
-        if lived_s >= HEALTHY_AFTER_S:
-            delays = fresh_delays()
-        if immediate and lived_s >= reconnect_max_s:
-            # Binance asks for a prompt reconnect; a server that flaps gets backoff, so
-            # attempts never come faster than the capped delay allows.
-            continue
-        delay = next(delays)
-        log.warning("ws_reconnecting", delay_s=round(delay, 3))
-        await asyncio.sleep(delay)
+            usd = Decimal(1) / market.value if direction.binance_invert else market.value
+        except (InvalidOperation, ZeroDivisionError):
+            return None
+        leg = f"{NAME}:{direction.binance_symbol}"
+        if direction.quote != "RUB":
+            return Priced(usd, (market,), (leg,) if direction.binance_invert else None)
+        # No RUB markets on Binance: a cross rate through CoinGecko's USD-RUB.
+        rub, usd_leg = (quotes.get(f"coingecko|{m}") for m in USD_RUB_LEGS)
+        if rub is None or usd_leg is None:
+            return None
+        return Priced(
+            usd * rub.value / usd_leg.value,
+            (market, rub, usd_leg),
+            (leg, *(f"coingecko:{m}" for m in USD_RUB_LEGS)),
+        )
+
+    async def run(self, settings: Settings, http: httpx.AsyncClient, offer: Offer) -> None:
+        await run_binance(
+            ws_url=settings.binance_ws_url,
+            rest_url=settings.binance_rest_url,
+            http=http,
+            symbols=binance_symbols(),
+            offer=offer,
+            silence_s=settings.binance_silence_s,
+            reconnect_min_s=settings.binance_reconnect_min_s,
+            reconnect_max_s=settings.binance_reconnect_max_s,
+        )
+
+
+BINANCE = Binance()

@@ -9,7 +9,7 @@ and an HTML error page (Cloudflare) is treated like any other bad answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
@@ -17,12 +17,15 @@ from email.utils import parsedate_to_datetime
 import httpx
 import msgspec
 
-from ratesvc.courses.directions import coingecko_currencies, coingecko_ids
+from ratesvc.config import Settings
+from ratesvc.courses.directions import Direction, coingecko_currencies, coingecko_ids
+from ratesvc.courses.sources import Offer, Priced
 from ratesvc.log import get_logger
 from ratesvc.models import Quote, is_valid_price
 from ratesvc.supervisor import backoff_delays
 
-log = get_logger("courses.coingecko", upstream="coingecko")
+NAME = "coingecko"
+log = get_logger("courses.coingecko", upstream=NAME)
 
 # {"bitcoin": {"usd": 67187.33, "rub": 6200000.1, "last_updated_at": 1711356300}}
 CoinGeckoSimplePrice = dict[str, dict[str, Decimal | None]]
@@ -46,7 +49,7 @@ def parse_simple_price(body: bytes, received_at: datetime) -> list[Quote]:
                 continue
             quotes.append(
                 Quote(
-                    source="coingecko",
+                    source=NAME,
                     market=f"{coin}/{currency}",
                     value=value,
                     observed_at=received_at,
@@ -83,7 +86,7 @@ async def run_coingecko(
     base_url: str,
     api_key: str,
     http: httpx.AsyncClient,
-    offer: Callable[[Quote], object],
+    offer: Offer,
     interval_s: float,
     retry_max_s: float = 4.0,
     timeout_s: float = 10.0,
@@ -146,3 +149,32 @@ async def run_coingecko(
                     for quote in quotes:
                         offer(quote)
         await asyncio.sleep(delay)
+
+
+class CoinGecko:
+    """The CoinGecko source: ``<coin id>/<usd|rub>`` markets, one per direction."""
+
+    name = NAME
+
+    def stale_after_s(self, settings: Settings) -> float:
+        return settings.coingecko_stale_after_s
+
+    def markets(self, direction: Direction) -> tuple[str, ...]:
+        return (f"{NAME}|{direction.coingecko_id}/{direction.quote.lower()}",)
+
+    def price(self, direction: Direction, quotes: Mapping[str, Quote]) -> Priced | None:
+        quote = quotes.get(self.markets(direction)[0])
+        return None if quote is None else Priced(quote.value, (quote,))
+
+    async def run(self, settings: Settings, http: httpx.AsyncClient, offer: Offer) -> None:
+        await run_coingecko(
+            base_url=settings.coingecko_url,
+            api_key=settings.coingecko_api_key,
+            http=http,
+            offer=offer,
+            interval_s=settings.coingecko_poll_interval_s,
+            retry_max_s=settings.coingecko_retry_max_s,
+        )
+
+
+COINGECKO = CoinGecko()

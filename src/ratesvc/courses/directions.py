@@ -1,7 +1,9 @@
 """The directions ratesvc quotes and how each source prices them.
 
 One table, asked by everything else (answers, filters, history, conversion,
-the stream, the exchange connections).  The standard eight are fixed; more
+the stream, the exchange connections).  Its columns are the markets of the
+two built-in sources; which sources exist, in what order, and how each
+prices a direction is the registry's (``sources.py``).  The standard eight are fixed; more
 assets come from ``RATESVC_EXTRA_ASSETS`` (``configure``, called when the
 app is built), each adding ``ASSET-USD`` and ``ASSET-RUB`` after the eight.
 
@@ -57,8 +59,6 @@ STANDARD: tuple[Direction, ...] = (
     Direction("USDTERC-RUB", "tether", "USDCUSDT", binance_invert=True),
 )
 
-SOURCES = ("binance", "coingecko")
-"""In order of preference for the default answer."""
 QUOTES = ("USD", "RUB")
 USD_RUB_LEGS = ("tether/rub", "tether/usd")
 """CoinGecko markets whose ratio gives USD-RUB for binance cross rates."""

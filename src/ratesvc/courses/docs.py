@@ -18,8 +18,9 @@ from litestar.openapi.spec import Example, OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as QueryParameter
 
 from ratesvc.courses.convert import Conversion
-from ratesvc.courses.directions import DIRECTIONS, QUOTES, SOURCES
+from ratesvc.courses.directions import DIRECTIONS, QUOTES
 from ratesvc.courses.render import Courses, Unavailable
+from ratesvc.courses.sources import described
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
@@ -83,66 +84,70 @@ def _bad_request(detail: str, valid: Sequence[str]) -> ResponseSpec:
     )
 
 
-COURSES_DOC: dict[str, Any] = {
-    "tags": ["courses"],
-    "summary": "Current rates of BTC, ETH and USDT (and configured assets) in USD and RUB",
-    "description": (
-        "Without `exchanger`, each direction comes from the best fresh source (binance, then "
-        "coingecko); directions with no fresh value are listed in `missing` (or the answer is "
-        "503, see RATESVC_PARTIAL_COURSES). With `exchanger`, that source's last values are "
-        "given, each row marked `stale` when older than the freshness limit. Values are case-"
-        "insensitive; an empty value (`direction=`, `exchanger=`) is no filter. Strong ETag; "
-        "send If-None-Match for a 304."
-    ),
-    "operation_class": _documented(
-        _parameter(
-            "exchanger",
-            "Answer from this source only: " + ", ".join(SOURCES),
-            Schema(type=OpenAPIType.STRING, enum=[*SOURCES, ""]),
-            "binance",
-            "CoinGecko",
+def courses_doc(sources: Sequence[str]) -> dict[str, Any]:
+    """The document of ``/v1/courses`` for the registry's sources (in failover order)."""
+    return {
+        "tags": ["courses"],
+        "summary": "Current rates of BTC, ETH and USDT (and configured assets) in USD and RUB",
+        "description": (
+            "Without `exchanger`, each direction comes from the best fresh source ("
+            + described(sources)
+            + "); directions with no fresh value are listed in `missing` (or the answer is "
+            "503, see RATESVC_PARTIAL_COURSES). With `exchanger`, that source's last values are "
+            "given, each row marked `stale` when older than the freshness limit. Values are case-"
+            "insensitive; an empty value (`direction=`, `exchanger=`) is no filter. Strong ETag; "
+            "send If-None-Match for a 304."
         ),
-        _parameter(
-            "direction",
-            "Directions to answer, repeated or comma-separated, in any order and case; rows "
-            "come in the table's order, each once",
-            Schema(type=OpenAPIType.ARRAY, items=_STRING),
-            ["BTC-USD"],
-            ["eth-rub,BTC-USD", "usdttrc-usd"],
+        "operation_class": _documented(
+            _parameter(
+                "exchanger",
+                "Answer from this source only: " + ", ".join(sources),
+                Schema(type=OpenAPIType.STRING, enum=[*sources, ""]),
+                sources[0],
+                sources[-1].capitalize(),
+            ),
+            _parameter(
+                "direction",
+                "Directions to answer, repeated or comma-separated, in any order and case; rows "
+                "come in the table's order, each once",
+                Schema(type=OpenAPIType.ARRAY, items=_STRING),
+                ["BTC-USD"],
+                ["eth-rub,BTC-USD", "usdttrc-usd"],
+            ),
         ),
-    ),
-    "responses": {
-        200: ResponseSpec(
-            Courses,
-            generate_examples=False,
-            description="The rates; `ETag` and `Cache-Control: public, max-age=1, must-revalidate`",
-            examples=[
-                Example(
-                    value={
-                        "exchanger": "binance",
-                        "courses": [
-                            {**_ROW, "updated_at": _UPDATED},
-                            {
-                                "direction": "BTC-RUB",
-                                "value": 6210842.1416719,
-                                "source": "binance",
-                                "updated_at": _UPDATED,
-                                "legs": [
-                                    "binance:BTCUSDT",
-                                    "coingecko:tether/rub",
-                                    "coingecko:tether/usd",
-                                ],
-                            },
-                        ],
-                    }
-                )
-            ],
-        ),
-        304: _NOT_MODIFIED,
-        400: _bad_request("unknown direction: DOGE-USD", _NAMES),
-        503: _UNAVAILABLE,
-    },
-}
+        "responses": {
+            200: ResponseSpec(
+                Courses,
+                generate_examples=False,
+                description="The rates; `ETag` and `Cache-Control: public, max-age=1, must-revalidate`",
+                examples=[
+                    Example(
+                        value={
+                            "exchanger": "binance",
+                            "courses": [
+                                {**_ROW, "updated_at": _UPDATED},
+                                {
+                                    "direction": "BTC-RUB",
+                                    "value": 6210842.1416719,
+                                    "source": "binance",
+                                    "updated_at": _UPDATED,
+                                    "legs": [
+                                        "binance:BTCUSDT",
+                                        "coingecko:tether/rub",
+                                        "coingecko:tether/usd",
+                                    ],
+                                },
+                            ],
+                        }
+                    )
+                ],
+            ),
+            304: _NOT_MODIFIED,
+            400: _bad_request("unknown direction: DOGE-USD", _NAMES),
+            503: _UNAVAILABLE,
+        },
+    }
+
 
 _ASSETS = [*dict.fromkeys(d.name.rsplit("-", 1)[0] for d in DIRECTIONS), *QUOTES]
 CONVERT_DOC: dict[str, Any] = {

@@ -1,32 +1,38 @@
-"""The courses feature: sinks, warm start, the exchange connections under a lease, routes."""
+"""The courses feature: sinks, warm start, the exchange connections under a lease, routes.
+
+``courses_feature(sources)`` builds it for a registry of sources (``sources.py``);
+``FEATURE`` is the one ratesvc ships, with Binance then CoinGecko.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 
 from ratesvc.api.metrics import counter_families
 from ratesvc.courses import directions, keys
 from ratesvc.courses.api import routes
 from ratesvc.courses.bars import MinuteBars
-from ratesvc.courses.binance import run_binance
+from ratesvc.courses.binance import BINANCE
 from ratesvc.courses.broadcast import Broadcaster
-from ratesvc.courses.coingecko import run_coingecko
+from ratesvc.courses.coingecko import COINGECKO
 from ratesvc.courses.convert import Conversions, ConvertQueries
-from ratesvc.courses.directions import BY_NAME, DIRECTIONS, QUOTES, SOURCES, binance_symbols
+from ratesvc.courses.directions import BY_NAME, DIRECTIONS, QUOTES
 from ratesvc.courses.history import ROUTES as HISTORY_ROUTES
 from ratesvc.courses.history_read import HistoryReader
 from ratesvc.courses.local import LocalAnswers
 from ratesvc.courses.postgres_sink import PostgresQuoteSink, prune_history
 from ratesvc.courses.query import CoursesQueries
 from ratesvc.courses.quotes_hash import load_quotes
-from ratesvc.courses.rates import Freshness
+from ratesvc.courses.rates import Pricing
 from ratesvc.courses.redis_sink import RedisCoursesSink
+from ratesvc.courses.sources import Source, Sources
 from ratesvc.courses.warm_start import warm_start
 from ratesvc.features import Feature
 from ratesvc.lease import Lease
@@ -36,13 +42,16 @@ from ratesvc.services import Services
 log = get_logger("courses")
 
 PRUNE_EVERY_S = 3600.0
+DEFAULT_SOURCES: tuple[Source, ...] = (BINANCE, COINGECKO)
+"""In failover order: Binance's stream is fresher; CoinGecko covers its gaps (and its RUB legs)."""
 
 
 @dataclass
 class CoursesState:
     """What the handlers and metrics need of this feature."""
 
-    freshness: Freshness
+    sources: Sources
+    pricing: Pricing
     partial: str
     lease: Lease
     sink: RedisCoursesSink
@@ -53,42 +62,20 @@ class CoursesState:
     conversions: Conversions
 
 
-async def _run_exchanges(services: Services, sink: RedisCoursesSink, bars: MinuteBars) -> None:
-    """The work of the lease holder: both sources (the drainer renders when they are quiet)."""
+async def _run_exchanges(
+    services: Services, sources: Sources, sink: RedisCoursesSink, bars: MinuteBars
+) -> None:
+    """The work of the lease holder: every source (the drainer renders when they are quiet)."""
     await sink.prime(services.db)
     try:
         bars.prime(sink.quotes)  # the legs of cross rates, as the last lease holder left them
-        await _run_sources(services)
+        async with asyncio.TaskGroup() as group:
+            for source in sources:
+                group.create_task(
+                    source.run(services.settings, services.http, services.queue.offer)
+                )
     finally:
         sink.stand_down()
-
-
-async def _run_sources(services: Services) -> None:
-    settings = services.settings
-    offer = services.queue.offer
-    async with asyncio.TaskGroup() as group:
-        group.create_task(
-            run_binance(
-                ws_url=settings.binance_ws_url,
-                rest_url=settings.binance_rest_url,
-                http=services.http,
-                symbols=binance_symbols(),
-                offer=offer,
-                silence_s=settings.binance_silence_s,
-                reconnect_min_s=settings.binance_reconnect_min_s,
-                reconnect_max_s=settings.binance_reconnect_max_s,
-            )
-        )
-        group.create_task(
-            run_coingecko(
-                base_url=settings.coingecko_url,
-                api_key=settings.coingecko_api_key,
-                http=services.http,
-                offer=offer,
-                interval_s=settings.coingecko_poll_interval_s,
-                retry_max_s=settings.coingecko_retry_max_s,
-            )
-        )
 
 
 async def _prune(services: Services) -> None:
@@ -134,26 +121,26 @@ def _history_metrics(history: PostgresQuoteSink) -> Iterator[Any]:
     )
     pending.add_metric([], history.pending)
     yield pending
-    dropped = CounterMetricFamily(
-        "ratesvc_history_dropped",
-        "Quote history rows dropped because PostgreSQL was down past the buffer",
+    yield from counter_families(
+        "ratesvc_history",
+        [
+            (
+                "dropped",
+                "Quote history rows dropped because PostgreSQL was down past the buffer",
+                history.dropped,
+            ),
+            ("write_failures", "Failed attempts to write quote history", history.failures),
+        ],
     )
-    dropped.add_metric([], history.dropped)
-    yield dropped
-    failures = CounterMetricFamily(
-        "ratesvc_history_write_failures", "Failed attempts to write quote history"
-    )
-    failures.add_metric([], history.failures)
-    yield failures
 
 
-async def start(services: Services) -> None:
+async def start(sources: Sources, services: Services) -> None:
     settings = services.settings
     # First: everything below (queries, answers, conversions, bars) asks the table.
     directions.configure(settings.extra_assets_parsed)
-    freshness = Freshness(settings.stale_after_s, settings.coingecko_stale_after_s)
-    sink = RedisCoursesSink(services.redis, freshness, settings.partial_courses)
-    bars = MinuteBars(freshness)
+    pricing = Pricing(sources, sources.freshness(settings))
+    sink = RedisCoursesSink(services.redis, pricing, settings.partial_courses)
+    bars = MinuteBars(pricing)
     history = PostgresQuoteSink(
         services.db, buffer_max=settings.history_buffer_max, bars=bars, redis=services.redis
     )
@@ -163,10 +150,11 @@ async def start(services: Services) -> None:
     log.info("warm_start", quotes_loaded=loaded, directions=len(DIRECTIONS))
     # Cross rates need legs that move rarely (CoinGecko, every 30 s): know them from the start.
     bars.prime(await load_quotes(services.redis))
-    queries = CoursesQueries(DIRECTIONS, SOURCES)
-    answers = LocalAnswers(services.redis, BY_NAME, freshness, settings.partial_courses)
+    queries = CoursesQueries(DIRECTIONS, sources.names)
+    answers = LocalAnswers(services.redis, BY_NAME, pricing, settings.partial_courses)
     state = CoursesState(
-        freshness=freshness,
+        sources=sources,
+        pricing=pricing,
         partial=settings.partial_courses,
         lease=Lease(services.redis, keys.LEASE, settings.lease_ttl_s),
         sink=sink,
@@ -184,10 +172,21 @@ async def start(services: Services) -> None:
     services.metric_sources.append(lambda: _history_metrics(history))
     services.supervisor.start(
         "exchanges",
-        lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sink, bars)),
+        lambda: state.lease.run_while_held(lambda: _run_exchanges(services, sources, sink, bars)),
     )
     services.supervisor.start("courses_stream", state.broadcaster.run)
     services.supervisor.start("history_pruner", lambda: _prune(services))
 
 
-FEATURE = Feature(name="courses", routes=[*routes(), *HISTORY_ROUTES], start=start)
+def courses_feature(sources: Iterable[Source] = DEFAULT_SOURCES, *, raw: bool = True) -> Feature:
+    """The feature for these sources, in failover order (``raw=False``: the routes without
+    their raw ASGI layers, for the test comparing both forms)."""
+    registry = Sources(sources)
+    return Feature(
+        name="courses",
+        routes=[*routes(registry.names, raw=raw), *HISTORY_ROUTES],
+        start=partial(start, registry),
+    )
+
+
+FEATURE = courses_feature()

@@ -9,10 +9,10 @@ the chunks come from PostgreSQL; with PostgreSQL down the answer is a 503.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 import msgspec
@@ -23,10 +23,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
-from ratesvc.courses.directions import NAMES, SOURCES, lookup
+from ratesvc.courses.directions import NAMES, lookup
 from ratesvc.courses.history_read import HistoryReader, Span
 from ratesvc.log import get_logger
 from ratesvc.supervisor import STORE_ERRORS
+
+if TYPE_CHECKING:
+    from ratesvc.courses.feature import CoursesState
 
 log = get_logger("courses.history")
 
@@ -118,7 +121,8 @@ def parse_time(raw: str, parameter: str) -> int:
     return ms
 
 
-def parse_query(request: Request[Any, Any, Any], now_ms: int) -> Span:
+def parse_query(request: Request[Any, Any, Any], now_ms: int, sources: Sequence[str]) -> Span:
+    """The span asked for; ``sources``: the registry's names, the first one the default."""
     raw_direction = _one(request, "direction", str.upper)
     if raw_direction is None:
         raise _bad("direction", "direction is required", valid=list(NAMES))
@@ -127,9 +131,9 @@ def parse_query(request: Request[Any, Any, Any], now_ms: int) -> Span:
     direction = lookup(raw_direction)
     if direction is None:
         raise _bad("direction", f"unknown direction: {raw_direction[:40]}", valid=list(NAMES))
-    source = _one(request, "exchanger", str.lower) or "binance"
-    if source not in SOURCES:
-        raise _bad("exchanger", f"unknown exchanger: {source[:40]}", valid=list(SOURCES))
+    source = _one(request, "exchanger", str.lower) or sources[0]
+    if source not in sources:
+        raise _bad("exchanger", f"unknown exchanger: {source[:40]}", valid=list(sources))
     interval_name = _one(request, "interval", str.lower) or "1m"
     interval = INTERVALS.get(interval_name)
     if interval is None:
@@ -181,6 +185,13 @@ _BAD_EXAMPLE = {
 }
 
 
+def _documented(description: str, *examples: str, name: str | None = None) -> Any:
+    """A query parameter's documentation (the handler parses the query itself)."""
+    return QueryParameter(
+        name=name, description=description, examples=[Example(value=v) for v in examples]
+    )
+
+
 @get(
     "/v1/courses/history",
     tags=["courses"],
@@ -214,44 +225,33 @@ async def courses_history(
     state: State,
     *,
     direction: Annotated[
-        str | None,
-        QueryParameter(
-            description="One direction (case-insensitive); required",
-            examples=[Example(value="BTC-USD"), Example(value="eth-rub")],
-        ),
+        str | None, _documented("One direction (case-insensitive); required", "BTC-USD", "eth-rub")
     ] = None,
     exchanger: Annotated[
         str | None,
-        QueryParameter(
-            description="binance (default) or coingecko",
-            examples=[Example(value="coingecko")],
+        _documented(
+            "A source `/v1/courses` accepts; default the first in failover order", "coingecko"
         ),
     ] = None,
     interval: Annotated[
-        str | None,
-        QueryParameter(
-            description="Bucket size: 1m (default), 5m, 15m, 1h or 1d",
-            examples=[Example(value="1h")],
-        ),
+        str | None, _documented("Bucket size: 1m (default), 5m, 15m, 1h or 1d", "1h")
     ] = None,
     from_: Annotated[
         str | None,
-        QueryParameter(
+        _documented(
+            "ISO-8601 (UTC when no offset) or epoch ms; default `to` - 24 h",
+            "2026-12-01T00:00:00Z",
+            "1764547200000",
             name="from",
-            description="ISO-8601 (UTC when no offset) or epoch ms; default `to` - 24 h",
-            examples=[Example(value="2026-12-01T00:00:00Z"), Example(value="1764547200000")],
         ),
     ] = None,
     to: Annotated[
-        str | None,
-        QueryParameter(
-            description="ISO-8601 or epoch ms; default now",
-            examples=[Example(value="2026-12-02T00:00:00Z")],
-        ),
+        str | None, _documented("ISO-8601 or epoch ms; default now", "2026-12-02T00:00:00Z")
     ] = None,
 ) -> Response[History]:
     now_ms = int(time.time() * 1000)
-    span = parse_query(request, now_ms)
+    courses: CoursesState = state.services.extras["courses"]
+    span = parse_query(request, now_ms, courses.sources.names)
     reader: HistoryReader = state.services.extras["history"]
     try:
         fragments = await reader.fragments(span, now_ms)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from ratesvc.api.raw import JSON, NO_STORE, RETRY_AFTER_1, Reply
 from ratesvc.courses.directions import Direction
 from ratesvc.courses.query import CoursesQuery
-from ratesvc.courses.rates import Freshness, compute_rates
+from ratesvc.courses.rates import Pricing
 from ratesvc.courses.reader import DEFAULT_MAX_AGE_S, QuoteCopy, QuoteReader
 from ratesvc.courses.render import Course, etag_of, render
 
@@ -76,7 +76,7 @@ class LocalAnswers:
         self,
         redis: Redis,
         directions: Mapping[str, Direction],
-        freshness: Freshness,
+        pricing: Pricing,
         partial: str,
         *,
         max_age_s: float = DEFAULT_MAX_AGE_S,
@@ -84,7 +84,7 @@ class LocalAnswers:
     ) -> None:
         self.reader = QuoteReader(redis, max_age_s)
         self.directions = directions
-        self.freshness = freshness
+        self.pricing = pricing
         self.partial = partial
         self.max_answers = max_answers
         self._answers: dict[str, tuple[int, Answer]] = {}
@@ -123,10 +123,9 @@ class LocalAnswers:
     def _render(self, query: CoursesQuery, copy: QuoteCopy) -> Answer:
         self.renders += 1
         rendered = render(
-            compute_rates(
-                copy.quotes, self.freshness, (self.directions[d] for d in query.directions)
-            ),
+            self.pricing.rates(copy.quotes, (self.directions[d] for d in query.directions)),
             datetime.now(UTC),
+            order=self.pricing.order,
             directions=query.directions,
             exchanger=query.exchanger,
             partial=self.partial,

@@ -1,27 +1,21 @@
-"""Pure pricing: latest quotes -> the rate of each direction from each source, with freshness."""
+"""Pure pricing: latest quotes -> the rate of each direction from each source, with freshness.
+
+Each source's price rule lives with the source (``sources.py``); this module
+applies them all, rounds alike, and dates each rate by its oldest input.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from ratesvc.courses.directions import DIRECTIONS, USD_RUB_LEGS, Direction
+from ratesvc.courses.directions import DIRECTIONS, Direction
+from ratesvc.courses.sources import Freshness, Sources
 from ratesvc.models import Quote
 
 _PLACES = Decimal("1e-8")
-
-
-@dataclass(frozen=True)
-class Freshness:
-    """How long a quote of each source stays fresh."""
-
-    binance_s: float
-    coingecko_s: float
-
-    def limit(self, source: str) -> timedelta:
-        return timedelta(seconds=self.binance_s if source == "binance" else self.coingecko_s)
 
 
 @dataclass(frozen=True)
@@ -47,67 +41,40 @@ def tidy(value: Decimal) -> Decimal:
     return Decimal(text)
 
 
-def compute_rates(
-    quotes: Mapping[str, Quote], freshness: Freshness, directions: Iterable[Direction] = DIRECTIONS
-) -> list[Rate]:
-    """Every (direction, source) rate that the quotes allow; freshness is judged by the caller."""
-    rates = []
-    for direction in directions:
-        for rate in (
-            _coingecko(direction, quotes, freshness),
-            _binance(direction, quotes, freshness),
-        ):
-            if rate is not None:
-                rates.append(rate)
-    return rates
+class Pricing:
+    """The registry's price rules and staleness limits, applied to the latest quotes."""
 
+    def __init__(self, sources: Sources, freshness: Freshness) -> None:
+        self.sources = sources
+        self.freshness = freshness
+        self.order = sources.names
+        """Source names in failover order."""
 
-def _fresh_until(quotes: Iterable[Quote], freshness: Freshness) -> datetime:
-    return min(q.observed_at + freshness.limit(q.source) for q in quotes)
+    def rates(
+        self, quotes: Mapping[str, Quote], directions: Iterable[Direction] = DIRECTIONS
+    ) -> list[Rate]:
+        """Every (direction, source) rate that the quotes allow; freshness is judged by the caller."""
+        rates = []
+        for direction in directions:
+            for source in self.sources:
+                priced = source.price(direction, quotes)
+                if priced is None:
+                    continue
+                rates.append(
+                    Rate(
+                        direction=direction.name,
+                        source=source.name,
+                        value=tidy(priced.value),
+                        updated_at=min(q.observed_at for q in priced.used),
+                        fresh_until=min(
+                            q.observed_at + self.freshness.limit(q.source) for q in priced.used
+                        ),
+                        legs=priced.legs,
+                    )
+                )
+        return rates
 
-
-def _coingecko(
-    direction: Direction, quotes: Mapping[str, Quote], freshness: Freshness
-) -> Rate | None:
-    quote = quotes.get(f"coingecko|{direction.coingecko_id}/{direction.quote.lower()}")
-    if quote is None:
-        return None
-    return Rate(
-        direction=direction.name,
-        source="coingecko",
-        value=tidy(quote.value),
-        updated_at=quote.observed_at,
-        fresh_until=_fresh_until([quote], freshness),
-    )
-
-
-def _binance(
-    direction: Direction, quotes: Mapping[str, Quote], freshness: Freshness
-) -> Rate | None:
-    market = quotes.get(f"binance|{direction.binance_symbol}")
-    if market is None:
-        return None
-    try:
-        usd = Decimal(1) / market.value if direction.binance_invert else market.value
-    except (InvalidOperation, ZeroDivisionError):
-        return None
-    used = [market]
-    legs: tuple[str, ...] | None = (
-        (f"binance:{direction.binance_symbol}",) if direction.binance_invert else None
-    )
-    value = usd
-    if direction.quote == "RUB":
-        rub, usd_leg = (quotes.get(f"coingecko|{m}") for m in USD_RUB_LEGS)
-        if rub is None or usd_leg is None:
-            return None
-        value = usd * rub.value / usd_leg.value
-        used += [rub, usd_leg]
-        legs = (f"binance:{direction.binance_symbol}", *(f"coingecko:{m}" for m in USD_RUB_LEGS))
-    return Rate(
-        direction=direction.name,
-        source="binance",
-        value=tidy(value),
-        updated_at=min(q.observed_at for q in used),
-        fresh_until=_fresh_until(used, freshness),
-        legs=legs,
-    )
+    def markets(self, direction: Direction, source: str) -> tuple[str, ...]:
+        """The quote keys the rate of ``direction`` from ``source`` is computed from."""
+        found = self.sources.named(source)
+        return () if found is None else found.markets(direction)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from ratesvc.courses import keys
 from ratesvc.courses.quotes_hash import encode_quotes, load_quotes, newer_than, newest_per_market
-from ratesvc.courses.rates import Freshness, compute_rates
+from ratesvc.courses.rates import Pricing
 from ratesvc.courses.render import render
 from ratesvc.courses.warm_start import latest_in_postgres
 from ratesvc.log import get_logger
@@ -40,9 +40,9 @@ class RedisCoursesSink:
 
     name = "redis_courses"
 
-    def __init__(self, redis: Redis, freshness: Freshness, partial: str) -> None:
+    def __init__(self, redis: Redis, pricing: Pricing, partial: str) -> None:
         self.redis = redis
-        self.freshness = freshness
+        self.pricing = pricing
         self.partial = partial
         self.quotes: dict[str, Quote] = {}
         self.holding = False
@@ -79,8 +79,10 @@ class RedisCoursesSink:
         if not newest and not self.holding and not self._resync:
             return
         self.quotes.update(newest)
-        rates = compute_rates(self.quotes, self.freshness)
-        default = render(rates, datetime.now(UTC), partial=self.partial).body
+        rates = self.pricing.rates(self.quotes)
+        default = render(
+            rates, datetime.now(UTC), order=self.pricing.order, partial=self.partial
+        ).body
         pipe = self.redis.pipeline(transaction=False)
         # After a failed write Redis may hold none of our quotes (a restart without
         # persistence): write them all, not only this batch's, or a source that

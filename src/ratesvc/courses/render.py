@@ -17,7 +17,7 @@ from typing import Annotated
 
 import msgspec
 
-from ratesvc.courses.directions import NAMES, SOURCES
+from ratesvc.courses.directions import NAMES
 from ratesvc.courses.rates import Rate
 
 MIXED = "mixed"
@@ -86,11 +86,12 @@ def render(
     rates: Sequence[Rate],
     now: datetime,
     *,
+    order: Sequence[str],
     directions: Sequence[str] = ALL_DIRECTIONS,
     exchanger: str | None = None,
     partial: str = "omit",
 ) -> Rendered:
-    """The answer for one query shape at ``now``."""
+    """The answer for one query shape at ``now``; ``order``: source names in failover order."""
     by_key = {(r.direction, r.source): r for r in rates}
     rows: list[Course] = []
     missing: list[str] = []
@@ -100,7 +101,7 @@ def render(
             chosen = next(
                 (
                     rate
-                    for source in SOURCES
+                    for source in order
                     if (rate := by_key.get((direction, source))) and rate.is_fresh(now)
                 ),
                 None,
