@@ -42,7 +42,7 @@ from ratesvc.courses.local import Answer
 from ratesvc.courses.query import QueryError
 from ratesvc.courses.stream import filtered
 from ratesvc.log import get_logger
-from ratesvc.supervisor import STORE_ERRORS
+from ratesvc.retry import STORE_ERRORS
 
 if TYPE_CHECKING:
     from ratesvc.courses.feature import CoursesState

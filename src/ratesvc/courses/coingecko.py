@@ -22,7 +22,7 @@ from ratesvc.courses.directions import Direction, coingecko_currencies, coingeck
 from ratesvc.courses.sources import Offer, Priced
 from ratesvc.log import get_logger
 from ratesvc.models import Quote, is_valid_price
-from ratesvc.supervisor import backoff_delays
+from ratesvc.retry import backoff_delays
 
 NAME = "coingecko"
 log = get_logger("courses.coingecko", upstream=NAME)

@@ -26,7 +26,7 @@ from litestar.params import QueryParameter
 from ratesvc.courses.directions import NAMES, lookup
 from ratesvc.courses.history_read import HistoryReader, Span
 from ratesvc.log import get_logger
-from ratesvc.supervisor import STORE_ERRORS
+from ratesvc.retry import STORE_ERRORS
 
 if TYPE_CHECKING:
     from ratesvc.courses.feature import CoursesState

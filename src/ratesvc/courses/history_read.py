@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from ratesvc.courses.history_cache import CLOSED_AFTER_S, ChunkCache
 from ratesvc.courses.history_store import fetch_points
 from ratesvc.log import get_logger
-from ratesvc.supervisor import STORE_ERRORS
+from ratesvc.retry import STORE_ERRORS
 
 log = get_logger("courses.history")
 

@@ -16,7 +16,7 @@ from ratesvc.courses.history_cache import bump_generations, late_pairs
 from ratesvc.courses.quotes_hash import newest_per_market
 from ratesvc.log import get_logger
 from ratesvc.models import Quote
-from ratesvc.supervisor import STORE_ERRORS, backoff_delays
+from ratesvc.retry import STORE_ERRORS, backoff_delays
 
 log = get_logger("courses.postgres_sink")
 _K = TypeVar("_K")

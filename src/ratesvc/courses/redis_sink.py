@@ -16,7 +16,7 @@ from ratesvc.courses.render import render
 from ratesvc.courses.warm_start import latest_in_postgres
 from ratesvc.log import get_logger
 from ratesvc.models import Quote
-from ratesvc.supervisor import STORE_ERRORS
+from ratesvc.retry import STORE_ERRORS
 
 log = get_logger("courses.redis_sink")
 

@@ -20,7 +20,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ratesvc.supervisor import backoff_delays
+from ratesvc.retry import backoff_delays
 
 HEALTHY_AFTER_S = 60.0
 """A connection that lived this long resets the reconnect backoff."""
