@@ -12,10 +12,10 @@ from litestar import Litestar
 from ratesvc.app import create_app
 from ratesvc.config import load_settings
 from ratesvc.log import configure_logging
-from ratesvc.stocks.feature import FEATURE as STOCKS
+from ratesvc.stocks.plugin import StocksPlugin
 
 
 def create() -> Litestar:
     settings = load_settings(env_file=None)
     configure_logging(settings.log_level, settings.secrets)
-    return create_app(settings, features=[STOCKS])
+    return create_app(settings, plugins=[StocksPlugin()])

@@ -64,9 +64,9 @@ def default_plugins() -> list[FeaturePlugin[Any] | Feature]:
     """The features a served app runs, in start-up order (each may use those before it)."""
     from ratesvc.courses.feature import FEATURE as COURSES  # noqa: PLC0415
     from ratesvc.events.plugin import EventsPlugin  # noqa: PLC0415
-    from ratesvc.stocks.feature import FEATURE as STOCKS  # noqa: PLC0415
+    from ratesvc.stocks.plugin import StocksPlugin  # noqa: PLC0415
 
-    return [COURSES, STOCKS, EventsPlugin()]
+    return [COURSES, StocksPlugin(), EventsPlugin()]
 
 
 async def _connect_postgres(url: str, attempts: int = 20) -> asyncpg.Pool:

@@ -19,11 +19,10 @@ from redis.asyncio import Redis
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from ratesvc.features import Feature
 from ratesvc.stocks.cache import BarStore
 from ratesvc.stocks.chunk import CachedChunk
-from ratesvc.stocks.feature import FEATURE, routes
 from ratesvc.stocks.models import SeriesKey
+from ratesvc.stocks.plugin import StocksPlugin
 from ratesvc.stocks.purge import purge_ticker
 from ratesvc_sim.polygon import PolygonSimulator
 from support.apps import app_client
@@ -78,12 +77,9 @@ def comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], by
 async def test_raw_layers_and_handlers_answer_byte_for_byte(
     stock_settings: Settings, polygon: PolygonSimulator
 ) -> None:
-    documented = Feature(
-        name="stocks", routes=routes(raw=False), start=FEATURE.start, stop=FEATURE.stop
-    )
     async with (
-        app_client(create_app(stock_settings, features=[FEATURE])) as raw,
-        app_client(create_app(stock_settings, features=[documented])) as handler,
+        app_client(create_app(stock_settings, plugins=[StocksPlugin()])) as raw,
+        app_client(create_app(stock_settings, plugins=[StocksPlugin(raw=False)])) as handler,
     ):
         statuses, caches = set(), set()
         for path in CASES:
@@ -113,7 +109,7 @@ async def test_a_kept_answer_follows_every_write_and_purge(
     stock_settings: Settings, redis: Redis
 ) -> None:
     series = SeriesKey(ticker="AAPL", multiplier=1, timespan="day", adjusted=True)
-    async with app_client(create_app(stock_settings, features=[FEATURE])) as client:
+    async with app_client(create_app(stock_settings, plugins=[StocksPlugin()])) as client:
         first = await client.get(AGGS)
         kept = [await client.get(AGGS) for _ in range(2)]
         assert first.status_code == 200, first.text

@@ -11,19 +11,21 @@ Polygon's own 404 (no such day or ticker) is passed on as it came.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, get
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.response.base import ASGIResponse
 from litestar.types import Scope
 from redis.exceptions import RedisError
 
-from ratesvc.api.raw import Reply, ScopeAnswer, answered_by, json_reply, to_asgi_response
+from ratesvc.api.raw import Reply, answered_by, json_reply, to_asgi_response
 from ratesvc.stocks.catalog import ENDPOINTS
 from ratesvc.stocks.endpoints import Endpoint
 from ratesvc.stocks.errors import UpstreamError
-from ratesvc.stocks.gateway import Gateway, rebase_next_url
+from ratesvc.stocks.gateway import rebase_next_url
 from ratesvc.stocks.query import QueryError
 from ratesvc.stocks.replies import (
     X_CACHE_MISS,
@@ -32,22 +34,23 @@ from ratesvc.stocks.replies import (
     error_reply,
     failure_reply,
     first_values,
+    with_state,
 )
+from ratesvc.stocks.state import StocksState
 
-GATEWAY_KEY = "stocks_gateway"
+StateAnswer = Callable[[Scope, StocksState], Awaitable[Reply]]
 
 
-def answer_of(endpoint: Endpoint) -> ScopeAnswer:
+def answer_of(endpoint: Endpoint) -> StateAnswer:
     """The answer function of ``endpoint``'s route."""
 
-    async def answer(scope: Scope) -> Reply:
+    async def answer(scope: Scope, state: StocksState) -> Reply:
         try:
             wanted = endpoint.request(scope["path_params"], first_values(scope["query_string"]))
         except QueryError as exc:
             return error_reply(400, str(exc), X_CACHE_MISS)
-        gateway: Gateway = scope["app"].state.services.extras[GATEWAY_KEY]
         try:
-            found = await gateway.document(wanted)
+            found = await state.gateway.document(wanted)
         except (UpstreamError, RedisError) as exc:
             return failure_reply(exc)
         body = found.body
@@ -62,15 +65,17 @@ def answer_of(endpoint: Endpoint) -> ScopeAnswer:
 def gateway_route(endpoint: Endpoint, *, raw: bool = True) -> HTTPRouteHandler:
     answer = answer_of(endpoint)
 
-    async def handler(request: Request[Any, Any, Any]) -> ASGIResponse:
-        return to_asgi_response(await answer(request.scope))
+    async def handler(
+        request: Request[Any, Any, Any], stocks_state: NamedDependency[StocksState]
+    ) -> ASGIResponse:
+        return to_asgi_response(await answer(request.scope, stocks_state))
 
     handler.__name__ = handler.__qualname__ = f"polygon_{endpoint.name}"
     return get(
         endpoint.route_path,
         name=f"polygon_{endpoint.name}",
         operation_id=f"polygon_{endpoint.name}",
-        middleware=[answered_by(answer)] if raw else None,
+        middleware=[answered_by(with_state(answer))] if raw else None,
         tags=["stocks"],
         summary=endpoint.summary,
         description=(

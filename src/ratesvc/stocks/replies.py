@@ -8,7 +8,7 @@ handler) and every route read a request and spell an answer the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,10 +19,12 @@ from litestar.types import Scope
 from redis.exceptions import RedisError
 
 from ratesvc.api.errors import error_code
-from ratesvc.api.raw import Headers, Reply, json_reply
+from ratesvc.api.raw import Headers, Reply, ScopeAnswer, json_reply
 from ratesvc.log import get_logger
+from ratesvc.plugin import state_of
 from ratesvc.stocks.errors import UpstreamError
 from ratesvc.stocks.models import CacheStatus
+from ratesvc.stocks.state import StocksState
 
 log = get_logger("stocks.http")
 
@@ -75,3 +77,12 @@ def failure_reply(exc: UpstreamError | RedisError) -> Reply:
 def base_url(scope: Scope) -> str:
     """This service's URL as the client reached it, without a trailing slash (for ``next_url``)."""
     return str(ASGIConnection[Any, Any, Any, Any](scope).base_url).rstrip("/")
+
+
+def with_state(answer: Callable[[Scope, StocksState], Awaitable[Reply]]) -> ScopeAnswer:
+    """``answer`` for a raw ASGI layer, which has no dependency injection: the state from the app."""
+
+    async def answered(scope: Scope) -> Reply:
+        return await answer(scope, state_of(scope["app"], StocksState))
+
+    return answered

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 from litestar import Request, get
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.response.base import ASGIResponse
 from litestar.types import Scope
@@ -32,7 +33,7 @@ from redis.exceptions import RedisError
 from ratesvc.api.raw import Reply, answered_by, json_reply, to_asgi_response
 from ratesvc.stocks.cache import version_fields
 from ratesvc.stocks.errors import UpstreamError
-from ratesvc.stocks.hot import HotPage, HotPages
+from ratesvc.stocks.hot import HotPage
 from ratesvc.stocks.models import CacheStatus
 from ratesvc.stocks.query import AggsQuery, QueryError, parse_aggs_query
 from ratesvc.stocks.replies import (
@@ -41,11 +42,11 @@ from ratesvc.stocks.replies import (
     error_reply,
     failure_reply,
     first_values,
+    with_state,
 )
-from ratesvc.stocks.service import Page, StockBars
+from ratesvc.stocks.service import Page
+from ratesvc.stocks.state import StocksState
 
-EXTRAS_KEY = "stocks"
-HOT_KEY = "stocks_hot"
 _RANGE = "{ticker:str}/range/{multiplier:str}/{timespan:str}/{from_:str}/{to:str}"
 V1_PREFIX = "/v1/stocks/aggs/"
 POLYGON_PREFIX = "/v2/aggs/ticker/"
@@ -137,14 +138,9 @@ def _reply(scope: Scope, page: HotPage, cache: CacheStatus) -> Reply:
     return json_reply(200, body, *cache_headers(cache))
 
 
-def _state(scope: Scope) -> tuple[StockBars, HotPages]:
-    extras = scope["app"].state.services.extras
-    return extras[EXTRAS_KEY], extras[HOT_KEY]
-
-
-async def aggs_answer(scope: Scope) -> Reply:
+async def aggs_answer(scope: Scope, state: StocksState) -> Reply:
     """The answer of ``GET /v1/stocks/aggs/...`` (and ``/v2/aggs/ticker/...``) to this request."""
-    bars, hot = _state(scope)
+    bars, hot = state.bars, state.hot
     key = (scope["path"], scope["query_string"])
     try:
         kept = await hot.get(key)
@@ -184,6 +180,7 @@ def aggregates_route(*, raw: bool = True) -> HTTPRouteHandler:
 
     async def aggregates(
         request: Request[Any, Any, Any],
+        stocks_state: NamedDependency[StocksState],
         *,
         ticker: str,
         multiplier: str,
@@ -192,9 +189,9 @@ def aggregates_route(*, raw: bool = True) -> HTTPRouteHandler:
         to: str,
     ) -> ASGIResponse:
         del ticker, multiplier, timespan, from_, to  # documented here; parsed by parse_request
-        return to_asgi_response(await aggs_answer(request.scope))
+        return to_asgi_response(await aggs_answer(request.scope, stocks_state))
 
-    middleware = [answered_by(aggs_answer)] if raw else None
+    middleware = [answered_by(with_state(aggs_answer))] if raw else None
     return get(
         [V1_PREFIX + _RANGE, POLYGON_PREFIX + _RANGE],
         middleware=middleware,
