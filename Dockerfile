@@ -1,4 +1,5 @@
-# ratesvc: one image, the same install step the README uses (pip install of the package).
+# ratesvc: one image, installed with requirements.lock as constraints, so the
+# versions it ships are the ones `make audit` checked.
 FROM python:3.11-slim
 
 # 1 also installs the upstream simulators (packages/ratesvc-sim), which
@@ -14,12 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RATESVC_DATA_DIR=/var/lib/ratesvc
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY src ./src
 # The simulators' source is mounted for this step only, never copied into a layer.
 RUN --mount=type=bind,source=packages/ratesvc-sim,target=/tmp/ratesvc-sim,rw \
-    pip install . \
-    && if [ "$WITH_SIMULATORS" = 1 ]; then pip install /tmp/ratesvc-sim; fi \
+    pip install -c requirements.lock . \
+    && if [ "$WITH_SIMULATORS" = 1 ]; then pip install -c requirements.lock /tmp/ratesvc-sim; fi \
     && useradd --system --uid 10001 --home-dir /var/lib/ratesvc --create-home ratesvc
 
 # Numeric, so the runtime (and Kubernetes runAsNonRoot) can tell it is not root.

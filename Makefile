@@ -8,10 +8,11 @@ SIM    := packages/ratesvc-sim
 
 # The simulators ($(SIM): `ratesvc simulate`, `make demo`, the tests) are a package
 # of their own so that the service's wheel and image do not carry them.
-$(BIN)/ratesvc: pyproject.toml $(SIM)/pyproject.toml
+# requirements-dev.lock as constraints: the versions installed are the audited ones.
+$(BIN)/ratesvc: pyproject.toml $(SIM)/pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e $(SIM)
+	$(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[dev]' -e $(SIM)
 	touch $@
 
 .PHONY: help
@@ -44,16 +45,16 @@ lint-docker: $(BIN)/ratesvc ## lint Dockerfile, compose and deploy/ (hadolint; n
 	VENV=$(VENV) scripts/lint-docker
 
 .PHONY: audit
-audit: $(BIN)/ratesvc ## check requirements.lock for known vulnerabilities (pip-audit)
+audit: $(BIN)/ratesvc ## check requirements.lock and requirements-dev.lock for known vulnerabilities (pip-audit)
 	VENV=$(VENV) scripts/audit-deps
 
 .PHONY: lock
-lock: $(BIN)/ratesvc ## re-resolve requirements.lock from pyproject.toml, then audit
+lock: $(BIN)/ratesvc ## re-resolve both locks from pyproject.toml, then audit
 	VENV=$(VENV) scripts/audit-deps --update
 
 .PHONY: bench-smoke
 bench-smoke: $(BIN)/ratesvc ## seconds of bench/http_bench.py, bench/slowloris.py, loadtest/run.py and bench/recovery.py, no thresholds
-	$(BIN)/python -c "import locust, matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[load]'
+	$(BIN)/python -c "import locust, matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet -c requirements-dev.lock -e '.[load]'
 	$(BIN)/python bench/http_bench.py --quick
 	$(BIN)/python bench/slowloris.py --quick
 	$(BIN)/python loadtest/run.py --quick
