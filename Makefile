@@ -27,7 +27,7 @@ run: $(BIN)/ratesvc ## start ratesvc (embedded Redis/PostgreSQL unless RATESVC_*
 	$(BIN)/ratesvc serve
 
 .PHONY: demo
-demo: $(BIN)/ratesvc ## start ratesvc against the built-in upstream simulators
+demo: $(BIN)/ratesvc ## start ratesvc against the upstream simulators (packages/ratesvc-sim)
 	RATESVC_SIMULATE=1 $(BIN)/ratesvc serve
 
 .PHONY: test
