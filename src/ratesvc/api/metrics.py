@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -135,17 +135,23 @@ def counter_families(
     prefix: str, rows: Iterable[tuple[str, str, float]]
 ) -> Iterator[CounterMetricFamily]:
     """One unlabelled counter per ``(name, doc, value)`` row, named ``<prefix>_<name>``."""
-    for name, doc, value in rows:
-        counter = CounterMetricFamily(f"{prefix}_{name}", doc)
-        counter.add_metric([], value)
-        yield counter
+    return _unlabelled(CounterMetricFamily, prefix, rows)
 
 
 def gauge_families(
     prefix: str, rows: Iterable[tuple[str, str, float]]
 ) -> Iterator[GaugeMetricFamily]:
     """One unlabelled gauge per ``(name, doc, value)`` row, named ``<prefix>_<name>``."""
+    return _unlabelled(GaugeMetricFamily, prefix, rows)
+
+
+FamilyT = TypeVar("FamilyT", CounterMetricFamily, GaugeMetricFamily)
+
+
+def _unlabelled(
+    family: type[FamilyT], prefix: str, rows: Iterable[tuple[str, str, float]]
+) -> Iterator[FamilyT]:
     for name, doc, value in rows:
-        gauge = GaugeMetricFamily(f"{prefix}_{name}", doc)
-        gauge.add_metric([], value)
-        yield gauge
+        metric = family(f"{prefix}_{name}", doc)
+        metric.add_metric([], value)
+        yield metric
