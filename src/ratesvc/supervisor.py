@@ -22,10 +22,6 @@ import msgspec
 from ratesvc.log import get_logger
 from ratesvc.retry import STORE_ERRORS, backoff_delays
 
-__all__ = ["STORE_ERRORS", "Supervisor", "TaskState", "TaskStatus", "backoff_delays"]
-# STORE_ERRORS and backoff_delays live in ratesvc.retry; imported from here until every
-# caller imports them from there.
-
 log = get_logger("supervisor")
 
 TaskStatus = Literal["starting", "running", "restarting", "stopped"]
