@@ -16,6 +16,7 @@ import pytest
 from ratesvc.api.limits import MAX_HEADER_BYTES, MAX_QUERY_PARAMS, MAX_TARGET_BYTES
 from ratesvc.app import MAX_BODY_BYTES, create_app
 from ratesvc.config import Settings
+from support.apps import app_client
 from support.servers import serve_app
 
 QUICK_S = 1.0
@@ -159,10 +160,7 @@ async def test_a_thousand_idle_connections_do_not_stop_others_being_served(
 
 async def test_cors_is_off_by_default(settings: Settings) -> None:
     origin = {"Origin": "https://charts.example"}
-    async with (
-        serve_app(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(settings)) as client:
         answer = await client.get("/v1/health", headers=origin)
         assert "access-control-allow-origin" not in answer.headers
         preflight = await client.options(
@@ -174,7 +172,7 @@ async def test_cors_is_off_by_default(settings: Settings) -> None:
 async def test_cors_allows_only_the_configured_origins(settings: Settings) -> None:
     allowed = "https://charts.example"
     app = create_app(msgspec.structs.replace(settings, cors_origins=(allowed,)))
-    async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
+    async with app_client(app) as client:
         answer = await client.get("/v1/health", headers={"Origin": allowed})
         assert answer.headers["access-control-allow-origin"] == allowed
         preflight = await client.options(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import msgspec
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
-from support.servers import eventually, serve_app
+from support.apps import app_client
+from support.servers import eventually
 
 from .conftest import Simulated
 
@@ -28,10 +28,7 @@ async def test_keys_appear_nowhere(
         polygon_url="http://127.0.0.1:9/polygon",  # refused: the failure is logged and answered
     )
     simulated.upstreams.coingecko.set_mode("html")  # its failures are logged too
-    async with (
-        serve_app(create_app(settings)) as base,
-        httpx.AsyncClient(base_url=base) as client,
-    ):
+    async with app_client(create_app(settings)) as client:
         await eventually(lambda: client.get("/v1/courses"), lambda r: r.status_code == 200)
         answers = [
             await client.get(path)
