@@ -31,8 +31,10 @@ demo: $(BIN)/ratesvc ## start ratesvc against the upstream simulators (packages/
 	RATESVC_SIMULATE=1 $(BIN)/ratesvc serve
 
 .PHONY: test
+# Two workers, each a session with its own Redis and PostgreSQL; a module stays on one
+# worker (its tests share one app). Most of the suite waits on real servers, not the CPU.
 test: $(BIN)/ratesvc ## run the whole test suite (starts its own Redis and PostgreSQL)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 .PHONY: lint
 lint: $(BIN)/ratesvc ## ruff lint and format check, mypy

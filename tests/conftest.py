@@ -42,9 +42,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(own, ignore_errors=True))
 
 
+def _one_server_per_session(variable: str) -> str | None:
+    """The server named by ``variable``, refused under pytest-xdist.
+
+    Workers empty the stores between their tests; two workers on one server
+    would empty each other's.  Without the variable each worker starts its own.
+    """
+    url = os.environ.get(variable)
+    if url and os.environ.get("PYTEST_XDIST_WORKER"):
+        raise pytest.UsageError(f"{variable} is one server for every worker: run without -n")
+    return url
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if url := os.environ.get("RATESVC_TEST_REDIS_URL"):
+    if url := _one_server_per_session("RATESVC_TEST_REDIS_URL"):
         yield url
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
@@ -54,7 +66,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if url := os.environ.get("RATESVC_TEST_DATABASE_URL"):
+    if url := _one_server_per_session("RATESVC_TEST_DATABASE_URL"):
         yield url
         return
     server = EmbeddedPostgres(Path(tmp_path_factory.mktemp("pg")) / "data").start()
