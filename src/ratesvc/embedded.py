@@ -298,15 +298,24 @@ def _postgres_system_user() -> str | None:
     """None, or when we are root the unprivileged user PostgreSQL runs as (created once)."""
     if os.geteuid() != 0:
         return None
-    try:
-        pwd.getpwnam(POSTGRES_SYSTEM_USER)
-    except KeyError:
-        subprocess.run(  # noqa: S603 - fixed argv; useradd from the system's PATH
+    if not _user_exists(POSTGRES_SYSTEM_USER):
+        added = subprocess.run(  # noqa: S603 - fixed argv; useradd from the system's PATH
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",  # noqa: S607
              POSTGRES_SYSTEM_USER],
-            check=True, capture_output=True,
+            check=False, capture_output=True, text=True,
         )  # fmt: skip
+        # Another process (a second test worker, say) may have added it meanwhile.
+        if added.returncode != 0 and not _user_exists(POSTGRES_SYSTEM_USER):
+            raise RuntimeError(f"useradd {POSTGRES_SYSTEM_USER} failed: {added.stderr.strip()}")
     return POSTGRES_SYSTEM_USER
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def _open_to(user: str, data_dir: Path, bin_dir: Path) -> None:
