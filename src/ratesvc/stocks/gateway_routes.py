@@ -11,7 +11,6 @@ Polygon's own 404 (no such day or ticker) is passed on as it came.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, get
@@ -22,41 +21,33 @@ from litestar.types import Scope
 from redis.exceptions import RedisError
 
 from ratesvc.api.raw import Reply, answered_by, json_reply, to_asgi_response
+from ratesvc.stocks import replies
 from ratesvc.stocks.catalog import ENDPOINTS
 from ratesvc.stocks.endpoints import Endpoint
 from ratesvc.stocks.errors import UpstreamError
 from ratesvc.stocks.gateway import rebase_next_url
 from ratesvc.stocks.query import QueryError
-from ratesvc.stocks.replies import (
-    X_CACHE_MISS,
-    base_url,
-    cache_headers,
-    error_reply,
-    failure_reply,
-    first_values,
-    with_state,
-)
 from ratesvc.stocks.state import StocksState
 
-StateAnswer = Callable[[Scope, StocksState], Awaitable[Reply]]
 
-
-def answer_of(endpoint: Endpoint) -> StateAnswer:
+def answer_of(endpoint: Endpoint) -> replies.StateAnswer:
     """The answer function of ``endpoint``'s route."""
 
     async def answer(scope: Scope, state: StocksState) -> Reply:
         try:
-            wanted = endpoint.request(scope["path_params"], first_values(scope["query_string"]))
+            wanted = endpoint.request(
+                scope["path_params"], replies.first_values(scope["query_string"])
+            )
         except QueryError as exc:
-            return error_reply(400, str(exc), X_CACHE_MISS)
+            return replies.error_reply(400, str(exc), replies.X_CACHE_MISS)
         try:
             found = await state.gateway.document(wanted)
         except (UpstreamError, RedisError) as exc:
-            return failure_reply(exc)
+            return replies.failure_reply(exc)
         body = found.body
         if endpoint.paged:
-            body = rebase_next_url(body, base_url(scope))
-        return json_reply(found.status, body, *cache_headers(found.cache))
+            body = rebase_next_url(body, replies.base_url(scope))
+        return json_reply(found.status, body, *replies.cache_headers(found.cache))
 
     answer.__name__ = answer.__qualname__ = f"polygon_{endpoint.name}_answer"
     return answer
@@ -75,7 +66,7 @@ def gateway_route(endpoint: Endpoint, *, raw: bool = True) -> HTTPRouteHandler:
         endpoint.route_path,
         name=f"polygon_{endpoint.name}",
         operation_id=f"polygon_{endpoint.name}",
-        middleware=[answered_by(with_state(answer))] if raw else None,
+        middleware=[answered_by(replies.with_state(answer))] if raw else None,
         tags=["stocks"],
         summary=endpoint.summary,
         description=(

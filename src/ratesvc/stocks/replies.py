@@ -79,7 +79,11 @@ def base_url(scope: Scope) -> str:
     return str(ASGIConnection[Any, Any, Any, Any](scope).base_url).rstrip("/")
 
 
-def with_state(answer: Callable[[Scope, StocksState], Awaitable[Reply]]) -> ScopeAnswer:
+StateAnswer = Callable[[Scope, StocksState], Awaitable[Reply]]
+"""A stock route's answer function: the raw ASGI scope and the feature's state -> Reply."""
+
+
+def with_state(answer: StateAnswer) -> ScopeAnswer:
     """``answer`` for a raw ASGI layer, which has no dependency injection: the state from the app."""
 
     async def answered(scope: Scope) -> Reply:

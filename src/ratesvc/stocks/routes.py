@@ -31,19 +31,12 @@ from litestar.types import Scope
 from redis.exceptions import RedisError
 
 from ratesvc.api.raw import Reply, answered_by, json_reply, to_asgi_response
+from ratesvc.stocks import replies
 from ratesvc.stocks.cache import version_fields
 from ratesvc.stocks.errors import UpstreamError
 from ratesvc.stocks.hot import HotPage
 from ratesvc.stocks.models import CacheStatus
 from ratesvc.stocks.query import AggsQuery, QueryError, parse_aggs_query
-from ratesvc.stocks.replies import (
-    base_url,
-    cache_headers,
-    error_reply,
-    failure_reply,
-    first_values,
-    with_state,
-)
 from ratesvc.stocks.service import Page
 from ratesvc.stocks.state import StocksState
 
@@ -72,7 +65,7 @@ def parse_request(path: tuple[str, str, str, str, str], query_string: bytes) -> 
 
     Cached (it is pure): charts ask the same ranges again and again.
     """
-    params = first_values(query_string)
+    params = replies.first_values(query_string)
     query = parse_aggs_query(*path, params=params)
     return _with_cursor(query, params.get("cursor"))
 
@@ -133,9 +126,9 @@ def render_body(query: AggsQuery, page: Page, request_id: str, next_url: str | N
 
 def _reply(scope: Scope, page: HotPage, cache: CacheStatus) -> Reply:
     """The reply with this answer's own request id and ``next_url`` on the base URL asked."""
-    next_url = None if page.next_path is None else base_url(scope) + page.next_path
+    next_url = None if page.next_path is None else replies.base_url(scope) + page.next_path
     body = render_tail(page.head, page.count, uuid.uuid4().hex, next_url)
-    return json_reply(200, body, *cache_headers(cache))
+    return json_reply(200, body, *replies.cache_headers(cache))
 
 
 async def aggs_answer(scope: Scope, state: StocksState) -> Reply:
@@ -154,10 +147,10 @@ async def aggs_answer(scope: Scope, state: StocksState) -> Reply:
                 scope["query_string"],
             )
         except QueryError as exc:
-            return error_reply(400, str(exc))
+            return replies.error_reply(400, str(exc))
         page = await bars.answer(query)
     except (UpstreamError, RedisError) as exc:
-        return failure_reply(exc)
+        return replies.failure_reply(exc)
     next_path = None if page.next_from_ms is None else _next_path(scope, query, page.next_from_ms)
     versions = page.versions or {}
     rendered = HotPage(
@@ -191,7 +184,7 @@ def aggregates_route(*, raw: bool = True) -> HTTPRouteHandler:
         del ticker, multiplier, timespan, from_, to  # documented here; parsed by parse_request
         return to_asgi_response(await aggs_answer(request.scope, stocks_state))
 
-    middleware = [answered_by(with_state(aggs_answer))] if raw else None
+    middleware = [answered_by(replies.with_state(aggs_answer))] if raw else None
     return get(
         [V1_PREFIX + _RANGE, POLYGON_PREFIX + _RANGE],
         middleware=middleware,
