@@ -163,6 +163,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """How often the background refresher looks for open sessions to keep fresh."""
     stocks_refresh_recent_s: PositiveFloat = 900.0
     """Series asked for within this many seconds have their open session kept fresh."""
+    stocks_kept_answers_mb: PositiveInt = 128
+    """Memory per process for aggregates answers served lately (each valid while Redis agrees)."""
 
     # --- Events (ratesvc.events) ---
     events_stream_max: PositiveInt = 1_000_000

@@ -115,6 +115,7 @@ async def test_a_kept_answer_follows_every_write_and_purge(
         assert first.status_code == 200, first.text
         assert [r.headers["x-cache"] for r in kept] == ["HIT", "HIT"]
         assert kept[0].json()["results"] == kept[1].json()["results"] == first.json()["results"]
+        assert "ratesvc_stocks_kept_answers 1.0" in (await client.get("/metrics")).text
 
         # Another replica rewrites the chunk (a refetch after a split, say).
         store = BarStore(redis, open_ttl_s=60, settle_s=3600, adjusted_max_age_s=7 * 86400)

@@ -16,19 +16,23 @@ built again from Redis.  Only answers whose every chunk was a fresh hit and
 none still open are kept, so each is exactly what the slow path would build
 now.
 
-Bounded by bytes and by count, the least recently served going first.
+Bounded by bytes (``RATESVC_STOCKS_KEPT_ANSWERS_MB``, 128 by default: twice
+the 480 distinct charts of ``bench/stocks_workload.py``, about 65 MiB) and by
+count, the least recently served going first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from ratesvc.stocks.cache import BarStore
 from ratesvc.stocks.models import SeriesKey
 from ratesvc.stocks.service import now_ms
 
-DEFAULT_MAX_BYTES = 256 * 2**20
 DEFAULT_MAX_PAGES = 4096
 
 
@@ -54,7 +58,7 @@ class HotPages:
         self,
         store: BarStore,
         *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int,
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self.store = store
@@ -101,6 +105,16 @@ class HotPages:
             self._bytes -= len(self._pages.pop(oldest).head)
         self._pages[key] = page
         self._bytes += size
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "ratesvc_stocks_kept_answers", "Aggregates answers kept by the process", value=self.kept
+        )
+        yield GaugeMetricFamily(
+            "ratesvc_stocks_kept_answer_bytes",
+            "Bytes of the aggregates answers kept by the process",
+            value=self.kept_bytes,
+        )
 
     def _drop(self, key: Hashable, page: HotPage) -> None:
         # Only this page: another request may have kept a newer one meanwhile.

@@ -103,7 +103,9 @@ class StocksPlugin(FeaturePlugin[StocksState]):
             interval_s=settings.stocks_refresh_interval_s,
         )
         services.supervisor.start(REFRESHER_TASK, refresher.run)
-        return StocksState(bars, HotPages(store), gateway, refresher, reader)
+        hot = HotPages(store, max_bytes=settings.stocks_kept_answers_mb * 2**20)
+        services.metric_sources.append(hot.collect)
+        return StocksState(bars, hot, gateway, refresher, reader)
 
     async def stop(self, services: Services, state: StocksState) -> None:
         if state.reader is not None:
