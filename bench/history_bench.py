@@ -52,7 +52,7 @@ from http_bench import (
 from redis import Redis
 
 from ratesvc.courses.directions import STANDARD
-from ratesvc.courses.feature import DEFAULT_SOURCES
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 
 DAYS = 30
 START_PRICE = {"BTC": 67_000.0, "ETH": 3_500.0, "USDTTRC": 1.0, "USDTERC": 1.0}

@@ -125,7 +125,7 @@ def test_the_graph_sees_the_modules_and_their_imports() -> None:
     # From outside a package, importing its module loads the package first.
     assert "ratesvc.events" in graph["ratesvc.app"] or "ratesvc.api" in graph["ratesvc.app"]
     # Imports inside functions do not count (default_plugins imports the features lazily).
-    assert "ratesvc.courses.feature" not in graph["ratesvc.app"]
+    assert "ratesvc.courses.plugin" not in graph["ratesvc.app"]
 
 
 def test_no_import_cycle() -> None:

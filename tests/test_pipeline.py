@@ -7,7 +7,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from ratesvc.courses import keys
-from ratesvc.courses.feature import DEFAULT_SOURCES
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 from ratesvc.courses.postgres_sink import PostgresQuoteSink
 from ratesvc.courses.quotes_hash import load_quotes
 from ratesvc.courses.rates import Pricing

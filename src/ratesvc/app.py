@@ -62,11 +62,11 @@ REDIS_SOCKET_TIMEOUT_S = 2.0
 
 def default_plugins() -> list[FeaturePlugin[Any] | Feature]:
     """The features a served app runs, in start-up order (each may use those before it)."""
-    from ratesvc.courses.feature import FEATURE as COURSES  # noqa: PLC0415
+    from ratesvc.courses.plugin import CoursesPlugin  # noqa: PLC0415
     from ratesvc.events.plugin import EventsPlugin  # noqa: PLC0415
     from ratesvc.stocks.plugin import StocksPlugin  # noqa: PLC0415
 
-    return [COURSES, StocksPlugin(), EventsPlugin()]
+    return [CoursesPlugin(), StocksPlugin(), EventsPlugin()]
 
 
 async def _connect_postgres(url: str, attempts: int = 20) -> asyncpg.Pool:

@@ -3,7 +3,7 @@
 "Kestrel" streams ``{"pair": "BTC/USD", "last": "67250.5"}`` frames over a
 websocket and quotes USD only, so it prices the ``X-USD`` directions and
 leaves RUB to the others.  Nothing in ``ratesvc.courses`` names it: it is
-registered by passing it to ``courses_feature``.
+registered by passing it to ``CoursesPlugin``.
 """
 
 from __future__ import annotations

@@ -16,13 +16,15 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses import keys
 from ratesvc.courses.bars import MinuteBars
-from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.history_cache import bump_generations
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 from ratesvc.courses.postgres_sink import PostgresQuoteSink, prune_history
 from ratesvc.courses.rates import Pricing
 from ratesvc.courses.sources import Freshness, Sources
+from ratesvc.courses.state import CoursesState
 from ratesvc.migrate import apply_migrations
 from ratesvc.models import Quote
+from ratesvc.plugin import state_of
 from support.apps import app_client
 from support.servers import eventually
 
@@ -195,7 +197,7 @@ async def test_a_hot_key_reads_postgresql_once_per_chunk_not_per_request(
     await seed_minutes(db, "BTC-USD", "binance", day_start(1), ["100"] * 1440)
     app = create_app(courses_settings)
     async with app_client(app) as client:
-        reader = app.state.services.extras["history"]
+        reader = state_of(app, CoursesState).history
         params = {"direction": "BTC-USD"}
         first = points_of(await client.get(HISTORY, params=params))
         assert first
@@ -385,7 +387,7 @@ async def test_ranges_of_nothing_neither_fill_redis_nor_query_per_chunk(
 ) -> None:
     app = create_app(courses_settings)
     async with app_client(app) as client:
-        reader = app.state.services.extras["history"]
+        reader = state_of(app, CoursesState).history
         long_ago = {
             "direction": "BTC-USD",
             "interval": "1d",

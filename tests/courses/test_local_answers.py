@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from redis.asyncio import Redis
 
 from ratesvc.courses.directions import BY_NAME, DIRECTIONS
-from ratesvc.courses.feature import DEFAULT_SOURCES
 from ratesvc.courses.local import LocalAnswers
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 from ratesvc.courses.query import CoursesQueries
 from ratesvc.courses.rates import Pricing
 from ratesvc.courses.sources import Freshness, Sources

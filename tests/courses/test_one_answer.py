@@ -17,7 +17,7 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses import keys
 from ratesvc.courses.directions import DIRECTIONS
-from ratesvc.courses.feature import courses_feature
+from ratesvc.courses.plugin import CoursesPlugin
 from support.apps import app_client
 from support.servers import serve_app
 
@@ -67,7 +67,7 @@ async def redis_with_gaps(frozen_settings: Settings, redis: Redis) -> Settings:
 
 
 async def test_raw_layer_and_handler_answer_byte_for_byte(redis_with_gaps: Settings) -> None:
-    handler_only = courses_feature(raw=False)
+    handler_only = CoursesPlugin(raw=False)
     async with (
         serve_app(create_app(redis_with_gaps)) as raw_base,
         serve_app(create_app(redis_with_gaps, features=[handler_only])) as handler_base,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ratesvc.courses.convert import ConvertQueries, convert, parse_amount
 from ratesvc.courses.directions import DIRECTIONS, QUOTES
-from ratesvc.courses.feature import DEFAULT_SOURCES
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 from ratesvc.courses.query import CoursesQueries, QueryError
 from ratesvc.courses.render import Course
 

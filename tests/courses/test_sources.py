@@ -9,7 +9,7 @@ import pytest
 
 from ratesvc.config import load_settings
 from ratesvc.courses.directions import BY_NAME
-from ratesvc.courses.feature import DEFAULT_SOURCES
+from ratesvc.courses.plugin import DEFAULT_SOURCES
 from ratesvc.courses.rates import Pricing
 from ratesvc.courses.sources import Freshness, Sources
 from ratesvc.models import Quote

@@ -23,7 +23,7 @@ from ratesvc.app import create_app
 from ratesvc.config import Settings
 from ratesvc.courses.binance import BINANCE
 from ratesvc.courses.coingecko import COINGECKO
-from ratesvc.courses.feature import courses_feature
+from ratesvc.courses.plugin import CoursesPlugin
 from ratesvc.embedded import free_port
 from support.servers import eventually, serve_app
 
@@ -76,7 +76,7 @@ async def test_a_third_source_is_an_exchanger_and_a_failover_step(
     fake = FakeKestrel()
     async with fake.serving() as ws_url:
         kestrel = Kestrel(ws_url, stale_after_s=KESTREL_STALE_S)
-        app = create_app(settings, features=[courses_feature([BINANCE, kestrel, COINGECKO])])
+        app = create_app(settings, plugins=[CoursesPlugin([BINANCE, kestrel, COINGECKO])])
         async with serve_app(app) as base, httpx.AsyncClient(base_url=base) as client:
             own = await eventually(
                 lambda: client.get("/v1/courses", params={"exchanger": "Kestrel"}),

@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
+from ratesvc.courses.state import CoursesState
+from ratesvc.plugin import state_of
 from support.apps import app_client
 from support.servers import eventually, serve_app
 
@@ -46,7 +48,7 @@ async def test_warm_start_answers_before_any_exchange(
 
 
 def _holds_lease(app: Litestar) -> bool:
-    return bool(app.state.services.extras["courses"].lease.held)
+    return bool(state_of(app, CoursesState).lease.held)
 
 
 async def test_one_replica_holds_the_exchanges_and_another_takes_over(

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Parameter
@@ -40,21 +40,15 @@ from ratesvc.api.raw import (
 from ratesvc.courses.docs import CONVERT_DOC, courses_doc
 from ratesvc.courses.local import Answer
 from ratesvc.courses.query import QueryError
+from ratesvc.courses.state import CoursesState
 from ratesvc.courses.stream import filtered
 from ratesvc.log import get_logger
+from ratesvc.plugin import state_of
 from ratesvc.retry import STORE_ERRORS
-
-if TYPE_CHECKING:
-    from ratesvc.courses.feature import CoursesState
 
 log = get_logger("courses.http")
 
 KEEPALIVE_S = 15.0
-
-
-def _state(scope: Scope) -> CoursesState:
-    state: CoursesState = scope["app"].state.services.extras["courses"]
-    return state
 
 
 async def _reply(
@@ -75,13 +69,13 @@ async def _reply(
 
 async def courses_answer(scope: Scope) -> Reply:
     """The answer of ``GET /v1/courses`` to this request."""
-    state = _state(scope)
+    state = state_of(scope["app"], CoursesState)
     return await _reply(scope, state.queries.parse, state.answers.answer)
 
 
 async def convert_answer(scope: Scope) -> Reply:
     """The answer of ``GET /v1/convert`` to this request."""
-    state = _state(scope)
+    state = state_of(scope["app"], CoursesState)
     return await _reply(scope, state.conversions.queries.parse, state.conversions.answer)
 
 
@@ -111,7 +105,7 @@ def _route(path: str, answer: ScopeAnswer, doc: dict[str, Any], *, raw: bool) ->
 )
 async def courses_stream(
     request: Request[Any, Any, Any],
-    state: State,
+    courses_state: NamedDependency[CoursesState],
     direction: Annotated[
         list[str] | None,
         Parameter(description="Only these directions, repeated or comma-separated"),
@@ -121,7 +115,6 @@ async def courses_stream(
     ] = None,
 ) -> ServerSentEvent:
     del direction, exchanger  # documented here; parsed by the one /v1/courses parser
-    courses_state: CoursesState = state.services.extras["courses"]
     try:
         query = courses_state.queries.parse(request.scope["query_string"])
     except QueryError as exc:

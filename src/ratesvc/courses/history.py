@@ -12,24 +12,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, ServiceUnavailableException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
 from ratesvc.courses.directions import NAMES, lookup
-from ratesvc.courses.history_read import HistoryReader, Span
+from ratesvc.courses.history_read import Span
+from ratesvc.courses.state import CoursesState
 from ratesvc.log import get_logger
 from ratesvc.retry import STORE_ERRORS
-
-if TYPE_CHECKING:
-    from ratesvc.courses.feature import CoursesState
 
 log = get_logger("courses.history")
 
@@ -222,7 +220,7 @@ def _documented(description: str, *examples: str, name: str | None = None) -> An
 )
 async def courses_history(
     request: Request[Any, Any, Any],
-    state: State,
+    courses_state: NamedDependency[CoursesState],
     *,
     direction: Annotated[
         str | None, _documented("One direction (case-insensitive); required", "BTC-USD", "eth-rub")
@@ -250,11 +248,9 @@ async def courses_history(
     ] = None,
 ) -> Response[History]:
     now_ms = int(time.time() * 1000)
-    courses: CoursesState = state.services.extras["courses"]
-    span = parse_query(request, now_ms, courses.sources.names)
-    reader: HistoryReader = state.services.extras["history"]
+    span = parse_query(request, now_ms, courses_state.sources.names)
     try:
-        fragments = await reader.fragments(span, now_ms)
+        fragments = await courses_state.history.fragments(span, now_ms)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, *STORE_ERRORS) as exc:
         log.warning("history_store_unavailable", error=repr(exc))
         raise ServiceUnavailableException(

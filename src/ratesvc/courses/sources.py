@@ -10,7 +10,7 @@ The registry is the list of sources in failover order: the default answer
 takes each direction from the first source with a fresh rate.  Answers,
 ``?exchanger=`` values, staleness limits, the lease holder's tasks and the
 OpenAPI descriptions are all derived from it, so adding an exchange is adding
-a module and naming it in the registry (``courses_feature(sources=...)``).
+a module and naming it in the registry (``CoursesPlugin(sources=...)``).
 """
 
 from __future__ import annotations

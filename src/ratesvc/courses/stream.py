@@ -11,15 +11,11 @@ cache instead.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from ratesvc.courses.query import CoursesQuery
 from ratesvc.courses.render import MIXED, Courses, Unavailable
-
-if TYPE_CHECKING:
-    from ratesvc.courses.feature import CoursesState
+from ratesvc.courses.state import CoursesState
 
 _decode_courses = msgspec.json.Decoder(Courses).decode
 _encoder = msgspec.json.Encoder(decimal_format="number")

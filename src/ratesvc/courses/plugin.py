@@ -1,18 +1,17 @@
-"""The courses feature: sinks, warm start, the exchange connections under a lease, routes.
+"""The courses feature as a plugin: sinks, warm start, the exchange connections under a lease, routes.
 
-``courses_feature(sources)`` builds it for a registry of sources (``sources.py``);
-``FEATURE`` is the one ratesvc ships, with Binance then CoinGecko.
+``CoursesPlugin(sources)`` runs it for a registry of sources (``sources.py``);
+by default the one ratesvc ships, Binance then CoinGecko.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
+from litestar.types import ControllerRouterHandler
 from prometheus_client.core import GaugeMetricFamily
 
 from ratesvc.api.metrics import counter_families
@@ -33,10 +32,11 @@ from ratesvc.courses.quotes_hash import load_quotes
 from ratesvc.courses.rates import Pricing
 from ratesvc.courses.redis_sink import RedisCoursesSink
 from ratesvc.courses.sources import Source, Sources
+from ratesvc.courses.state import CoursesState
 from ratesvc.courses.warm_start import warm_start
-from ratesvc.features import Feature
 from ratesvc.lease import Lease
 from ratesvc.log import get_logger
+from ratesvc.plugin import FeaturePlugin
 from ratesvc.services import Services
 
 log = get_logger("courses")
@@ -44,22 +44,6 @@ log = get_logger("courses")
 PRUNE_EVERY_S = 3600.0
 DEFAULT_SOURCES: tuple[Source, ...] = (BINANCE, COINGECKO)
 """In failover order: Binance's stream is fresher; CoinGecko covers its gaps (and its RUB legs)."""
-
-
-@dataclass
-class CoursesState:
-    """What the handlers and metrics need of this feature."""
-
-    sources: Sources
-    pricing: Pricing
-    partial: str
-    lease: Lease
-    sink: RedisCoursesSink
-    broadcaster: Broadcaster
-    queries: CoursesQueries
-    answers: LocalAnswers
-    """This process's answers to /v1/courses queries (from quotes at most 50 ms old)."""
-    conversions: Conversions
 
 
 async def _run_exchanges(
@@ -134,7 +118,7 @@ def _history_metrics(history: PostgresQuoteSink) -> Iterator[Any]:
     )
 
 
-async def start(sources: Sources, services: Services) -> None:
+async def _start(sources: Sources, services: Services) -> CoursesState:
     settings = services.settings
     # First: everything below (queries, answers, conversions, bars) asks the table.
     directions.configure(settings.extra_assets_parsed)
@@ -162,10 +146,9 @@ async def start(sources: Sources, services: Services) -> None:
         queries=queries,
         answers=answers,
         conversions=Conversions(answers, queries, ConvertQueries(DIRECTIONS, QUOTES)),
-    )
-    services.extras["courses"] = state
-    services.extras["history"] = HistoryReader(
-        services.redis, services.db, retention_s=settings.history_days * 86400
+        history=HistoryReader(
+            services.redis, services.db, retention_s=settings.history_days * 86400
+        ),
     )
     services.leases["exchanges"] = state.lease
     services.metric_sources.append(lambda: _metrics(state))
@@ -176,17 +159,23 @@ async def start(sources: Sources, services: Services) -> None:
     )
     services.supervisor.start("courses_stream", state.broadcaster.run)
     services.supervisor.start("history_pruner", lambda: _prune(services))
+    return state
 
 
-def courses_feature(sources: Iterable[Source] = DEFAULT_SOURCES, *, raw: bool = True) -> Feature:
-    """The feature for these sources, in failover order (``raw=False``: the routes without
-    their raw ASGI layers, for the test comparing both forms)."""
-    registry = Sources(sources)
-    return Feature(
-        name="courses",
-        routes=[*routes(registry.names, raw=raw), *HISTORY_ROUTES],
-        start=partial(start, registry),
-    )
+class CoursesPlugin(FeaturePlugin[CoursesState]):
+    """Crypto rates: ``/v1/courses``, ``/v1/convert``, the stream and the history."""
 
+    name = "courses"
+    state_type = CoursesState
 
-FEATURE = courses_feature()
+    def __init__(self, sources: Iterable[Source] = DEFAULT_SOURCES, *, raw: bool = True) -> None:
+        """``sources`` in failover order; ``raw=False``: the routes without their raw ASGI
+        layers (for the test comparing both forms)."""
+        self.sources = Sources(sources)
+        self.raw = raw
+
+    def route_handlers(self) -> Sequence[ControllerRouterHandler]:
+        return [*routes(self.sources.names, raw=self.raw), *HISTORY_ROUTES]
+
+    async def start(self, services: Services) -> CoursesState:
+        return await _start(self.sources, services)
