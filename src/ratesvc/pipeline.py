@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Protocol
 
 from ratesvc.log import get_logger
@@ -102,24 +103,20 @@ class UpdateQueue:
         return True
 
 
+@dataclass
 class Drainer:
-    def __init__(
-        self,
-        queue: UpdateQueue,
-        sinks: list[Sink],
-        *,
-        batch_max: int = 500,
-        flush_interval_s: float = 0.02,
-        idle_s: float = IDLE_S,
-    ) -> None:
-        self.queue = queue
-        self.sinks = sinks
-        self.batch_max = batch_max
-        self.flush_interval_s = flush_interval_s
-        self.idle_s = idle_s
-        self.batches = 0
-        """Batches of quotes written (the empty batches of idle time not counted)."""
-        self.sink_errors: dict[str, int] = {}
+    """Takes batches off the queue and writes each to every sink, in order."""
+
+    queue: UpdateQueue
+    sinks: list[Sink]
+    """Shared with ``Services.sinks``: the features add theirs after the drainer starts."""
+    _: KW_ONLY
+    batch_max: int = 500
+    flush_interval_s: float = 0.02
+    idle_s: float = IDLE_S
+    batches: int = field(default=0, init=False)
+    """Batches of quotes written (the empty batches of idle time not counted)."""
+    sink_errors: dict[str, int] = field(default_factory=dict, init=False)
 
     async def run(self) -> None:
         while True:
