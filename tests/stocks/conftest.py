@@ -4,7 +4,8 @@ The module's tests share one simulator and one app (``client``); each test gets
 them back as built: the stores emptied and the simulator's settings, faults and
 recorded calls restored.  A test that changes the app's own memory (a 429 pauses
 its budget; its counters feed ``/metrics``) starts an app of its own with
-``serve_stocks``.
+``serve_stocks``.  The shared app has no per-client rate limit, whose counts
+would carry over from test to test.
 """
 
 from __future__ import annotations
@@ -91,7 +92,12 @@ def serve_stocks(stock_settings: Settings, polygon: PolygonSimulator) -> ServeSt
 async def module_client(
     store_settings: Settings, polygon_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_client(create_app(on_simulator(store_settings, polygon_url))) as client:
+    # Every test's requests come from one address: under the per-client limit, a long
+    # module would start seeing 429s that no single test asked for.
+    shared = msgspec.structs.replace(
+        on_simulator(store_settings, polygon_url), rate_limit_enabled=False
+    )
+    async with app_client(create_app(shared)) as client:
         yield client
 
 
