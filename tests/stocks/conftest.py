@@ -4,8 +4,8 @@ The module's tests share one simulator and one app (``client``); each test gets
 them back as built: the stores emptied and the simulator's settings, faults and
 recorded calls restored.  A test that changes the app's own memory (a 429 pauses
 its budget; its counters feed ``/metrics``) starts an app of its own with
-``serve_stocks``.  The shared app has no per-client rate limit, whose counts
-would carry over from test to test.
+``serve_stocks``.  The shared app runs the stocks feature alone, without the
+per-client rate limit, whose counts would carry over from test to test.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from litestar import Litestar
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
+from ratesvc.stocks.plugin import StocksPlugin
 from ratesvc_sim.polygon import PolygonSimulator
 from support.apps import app_client
 from support.servers import serve_app
@@ -97,7 +98,9 @@ async def module_client(
     shared = msgspec.structs.replace(
         on_simulator(store_settings, polygon_url), rate_limit_enabled=False
     )
-    async with app_client(create_app(shared)) as client:
+    # Stocks alone: each test empties Redis, which would delete the events stream and
+    # consumer group under a running drainer (and courses would dial the real exchanges).
+    async with app_client(create_app(shared, plugins=[StocksPlugin()])) as client:
         yield client
 
 
