@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import msgspec
@@ -12,6 +12,7 @@ import pytest
 from ratesvc.log import configure_logging
 from ratesvc_sim.polygon import Body, PolygonSimulator
 from stocks.conftest import API_KEY, ServeStocks
+from support.servers import eventually
 
 PATH = "/v1/stocks/aggs/NFLX/range/1/day/2023-01-01/2023-03-31"
 
@@ -85,6 +86,17 @@ async def test_slow_upstream_gives_504(
         response = await client.get(PATH)
 
     assert_clean_error(response, 504)
+    # The simulator answers (and records the call) 2 s later, after ratesvc gave up:
+    # wait for it here, or the call lands in the next test's freshly reset list.
+    calls = await eventually(_recorded(polygon), lambda n: n == 1, timeout_s=10.0)
+    assert calls == 1
+
+
+def _recorded(polygon: PolygonSimulator) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        return len(polygon.calls)
+
+    return count
 
 
 async def test_unreachable_upstream_gives_502(serve_stocks: ServeStocks) -> None:
