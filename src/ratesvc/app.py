@@ -39,7 +39,6 @@ from ratesvc.api.limits import MAX_BODY_BYTES, RequestLimitsMiddleware
 from ratesvc.api.metrics import RequestMetrics, RequestMetricsMiddleware
 from ratesvc.api.ops import OPS_ROUTES, service_registry
 from ratesvc.config import Settings, SettingsError, load_settings
-from ratesvc.features import Feature, LegacyFeaturePlugin
 from ratesvc.header_timeout import HEADER_TIMEOUTS
 from ratesvc.log import configure_logging, get_logger
 from ratesvc.migrate import apply_migrations
@@ -60,7 +59,7 @@ REDIS_SOCKET_TIMEOUT_S = 2.0
 """A hung Redis answers requests with 503 after this, not redis-py's 5 s (longest block: 1 s)."""
 
 
-def default_plugins() -> list[FeaturePlugin[Any] | Feature]:
+def default_plugins() -> list[FeaturePlugin[Any]]:
     """The features a served app runs, in start-up order (each may use those before it)."""
     from ratesvc.courses.plugin import CoursesPlugin  # noqa: PLC0415
     from ratesvc.events.plugin import EventsPlugin  # noqa: PLC0415
@@ -158,28 +157,17 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             log.info("app_stopped")
 
 
-def _as_plugin(feature: FeaturePlugin[Any] | Feature) -> FeaturePlugin[Any]:
-    return LegacyFeaturePlugin(feature) if isinstance(feature, Feature) else feature
-
-
 def create_app(
     settings: Settings,
-    plugins: Sequence[FeaturePlugin[Any] | Feature] | None = None,
-    *,
-    features: Sequence[FeaturePlugin[Any] | Feature] | None = None,
+    plugins: Sequence[FeaturePlugin[Any]] | None = None,
 ) -> Litestar:
-    """The app with ``plugins`` (by default ``default_plugins()``), fresh instances only.
-
-    ``features=`` is the old name of ``plugins=`` and a ``Feature`` is wrapped in
-    ``LegacyFeaturePlugin``: both go once courses and stocks are plugins.
-    """
+    """The app with ``plugins`` (by default ``default_plugins()``), fresh instances only."""
     if settings.redis_url is None or settings.database_url is None:
         raise SettingsError(
             "RATESVC_REDIS_URL and RATESVC_DATABASE_URL must be set "
             "(`ratesvc serve` starts embedded servers when they are not)"
         )
-    given = plugins if plugins is not None else features
-    chosen = [_as_plugin(p) for p in (default_plugins() if given is None else given)]
+    chosen = list(default_plugins() if plugins is None else plugins)
     routes: list[Any] = [*OPS_ROUTES]
     request_metrics = RequestMetrics(app_name="ratesvc", prefix="ratesvc")
     cors = CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None

@@ -33,6 +33,4 @@ class Services:
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
     leases: dict[str, Lease] = field(default_factory=dict)
     """Leases this process competes for; /v1/ready names each one's holder."""
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Per-feature state (caches, readers) keyed by feature name."""
     drainer: Drainer | None = None

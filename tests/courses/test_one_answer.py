@@ -70,7 +70,7 @@ async def test_raw_layer_and_handler_answer_byte_for_byte(redis_with_gaps: Setti
     handler_only = CoursesPlugin(raw=False)
     async with (
         serve_app(create_app(redis_with_gaps)) as raw_base,
-        serve_app(create_app(redis_with_gaps, features=[handler_only])) as handler_base,
+        serve_app(create_app(redis_with_gaps, plugins=[handler_only])) as handler_base,
         httpx.AsyncClient(base_url=raw_base) as raw,
         httpx.AsyncClient(base_url=handler_base) as handler,
     ):
