@@ -122,3 +122,17 @@ def test_one_plugin_instance_serves_one_app(settings: Settings) -> None:
     create_app(settings, plugins=[plugin])
     with pytest.raises(RuntimeError, match="one FirstPlugin per app"):
         create_app(settings, plugins=[plugin])
+
+
+def test_state_of_a_feature_the_app_does_not_run(settings: Settings) -> None:
+    app = create_app(settings, plugins=[FirstPlugin([])])
+    with pytest.raises(LookupError, match="no feature of this app keeps a SecondState"):
+        state_of(app, SecondState)
+
+
+def test_one_state_type_belongs_to_one_plugin_class() -> None:
+    with pytest.raises(TypeError, match="FirstState is already the state of FirstPlugin"):
+
+        class Impostor(FeaturePlugin[FirstState]):
+            name = "impostor"
+            state_type = FirstState

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
@@ -65,9 +65,23 @@ class FeaturePlugin(InitPluginProtocol, Generic[StateT]):
     name: str
     """Unique; the handlers' dependency is ``<name>_state``."""
     state_type: type[StateT]
-    """The class of the state ``start`` returns (declared in ``<feature>/state.py``)."""
+    """The class of the state ``start`` returns (declared in ``<feature>/state.py``);
+    one plugin class per state type, which is how ``state_of`` finds the plugin."""
 
     _state: StateT | None = None
+    _by_state_type: ClassVar[dict[type[Any], type[FeaturePlugin[Any]]]] = {}
+    """Each state type's plugin class, so ``state_of`` is two dict lookups on a hot path."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        state_type = cls.__dict__.get("state_type")
+        if state_type is None:
+            return
+        known = FeaturePlugin._by_state_type.setdefault(state_type, cls)
+        if known.__qualname__ != cls.__qualname__ or known.__module__ != cls.__module__:
+            raise TypeError(f"{state_type.__name__} is already the state of {known.__name__}")
+        FeaturePlugin._by_state_type[state_type] = cls  # the same class, defined again
+
     _app_initialised: bool = False
 
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
@@ -128,12 +142,14 @@ FeatureT = TypeVar("FeatureT")
 
 def state_of(app: Litestar, state_type: type[FeatureT]) -> FeatureT:
     """The running state of the feature whose state is a ``state_type`` (for raw ASGI code)."""
-    for plugin in app.plugins.init:
-        if isinstance(plugin, FeaturePlugin) and plugin.state_type is state_type:
-            state = plugin.state
-            if isinstance(state, state_type):
-                return state
-    raise LookupError(f"no running feature keeps a {state_type.__name__}")
+    try:
+        plugin = app.plugins.get(FeaturePlugin._by_state_type[state_type])
+    except KeyError:
+        raise LookupError(f"no feature of this app keeps a {state_type.__name__}") from None
+    state = plugin.state
+    if not isinstance(state, state_type):  # only a plugin whose start returned another type
+        raise TypeError(f"{type(plugin).__name__} holds a {type(state).__name__}")
+    return state
 
 
 def services_of(app: Litestar) -> Services:
