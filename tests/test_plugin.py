@@ -130,6 +130,16 @@ def test_state_of_a_feature_the_app_does_not_run(settings: Settings) -> None:
         state_of(app, SecondState)
 
 
+def test_state_of_a_subclassed_plugin(settings: Settings) -> None:
+    class Quieter(FirstPlugin):
+        """Inherits ``state_type``: still the plugin that keeps FirstState."""
+
+    plugin = Quieter([])
+    app = create_app(settings, plugins=[plugin])
+    plugin._state = FirstState("set by hand; no lifespan runs here")
+    assert state_of(app, FirstState) is plugin.state
+
+
 def test_one_state_type_belongs_to_one_plugin_class() -> None:
     with pytest.raises(TypeError, match="FirstState is already the state of FirstPlugin"):
 

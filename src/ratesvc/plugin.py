@@ -142,14 +142,23 @@ FeatureT = TypeVar("FeatureT")
 
 def state_of(app: Litestar, state_type: type[FeatureT]) -> FeatureT:
     """The running state of the feature whose state is a ``state_type`` (for raw ASGI code)."""
-    try:
-        plugin = app.plugins.get(FeaturePlugin._by_state_type[state_type])
-    except KeyError:
-        raise LookupError(f"no feature of this app keeps a {state_type.__name__}") from None
+    plugin = _plugin_keeping(app, state_type)
+    if plugin is None:
+        raise LookupError(f"no feature of this app keeps a {state_type.__name__}")
     state = plugin.state
     if not isinstance(state, state_type):  # only a plugin whose start returned another type
         raise TypeError(f"{type(plugin).__name__} holds a {type(state).__name__}")
     return state
+
+
+def _plugin_keeping(app: Litestar, state_type: type[Any]) -> FeaturePlugin[Any] | None:
+    plugin_class = FeaturePlugin._by_state_type.get(state_type)
+    if plugin_class is None:
+        return None
+    try:
+        return app.plugins.get(plugin_class)
+    except KeyError:  # not that class itself: perhaps a subclass of it
+        return next((p for p in app.plugins.init if isinstance(p, plugin_class)), None)
 
 
 def services_of(app: Litestar) -> Services:
