@@ -77,31 +77,29 @@ class BarStore:
         return now_ms < self.fresh_until_ms(series, chunk, stored)
 
     async def load(self, series: SeriesKey, chunks: Sequence[date]) -> list[CachedChunk | None]:
-        return (await self.load_versioned(series, chunks))[1]
-
-    async def load_versioned(
-        self, series: SeriesKey, chunks: Sequence[date]
-    ) -> tuple[list[bytes | None], list[CachedChunk | None]]:
-        """The versions of ``chunks`` and the chunks, read together (so each version is its chunk's)."""
+        """``chunks`` as stored, each with its version, read together (so it is the chunk's)."""
         if not chunks:
-            return [], []
+            return []
         names = [c.isoformat() for c in chunks]
         values = await self._hmget(
             keys.bars_key(series.id), *names, *(VERSION_MARK + name for name in names)
         )
         loaded: list[CachedChunk | None] = []
-        for chunk, value in zip(chunks, values, strict=False):
+        for chunk, value, version in zip(chunks, values, values[len(chunks) :], strict=False):
             if value is None:
                 loaded.append(None)
                 continue
             try:
                 data = value.encode() if isinstance(value, str) else value
-                loaded.append(CachedChunk.decode(data))
+                stored = CachedChunk.decode(data)
             except (msgspec.DecodeError, ValueError):
                 # A chunk written by an incompatible version: refetch it.
                 log.warning("bad_chunk_in_redis", series=series.id, chunk=chunk.isoformat())
                 loaded.append(None)
-        return [_as_bytes(v) for v in values[len(chunks) :]], loaded
+                continue
+            stored.version = _as_bytes(version)
+            loaded.append(stored)
+        return loaded
 
     async def versions(self, series: SeriesKey, fields: Sequence[str]) -> list[bytes | None]:
         """The versions now under ``fields`` (``version_fields``): None once purged or evicted."""
@@ -119,7 +117,8 @@ class BarStore:
             for chunk, stored in chunks.items():
                 mapping[chunk.isoformat()] = stored.encode()
                 # In the same command: no reader sees a chunk with its old version.
-                mapping[VERSION_MARK + chunk.isoformat()] = secrets.token_hex(8).encode()
+                stored.version = secrets.token_hex(8).encode()
+                mapping[VERSION_MARK + chunk.isoformat()] = stored.version
             await self.redis.hset(keys.bars_key(series.id), mapping=mapping)  # type: ignore[arg-type]
 
 

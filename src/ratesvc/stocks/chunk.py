@@ -22,7 +22,16 @@ _decode_bars = msgspec.json.Decoder(list[Bar]).decode
 
 
 class CachedChunk:
-    __slots__ = ("_bars", "count", "fetched_ms", "first_t", "last_t", "raw_bars", "status")
+    __slots__ = (
+        "_bars",
+        "count",
+        "fetched_ms",
+        "first_t",
+        "last_t",
+        "raw_bars",
+        "status",
+        "version",
+    )
 
     def __init__(
         self,
@@ -42,6 +51,8 @@ class CachedChunk:
         self.last_t = last_t
         self.raw_bars = raw_bars
         self._bars = bars
+        self.version: bytes | None = None
+        """The token of the write that stored it (cache.py), once read or written."""
 
     @classmethod
     def from_bars(cls, fetched_ms: int, status: str, bars: list[Bar]) -> CachedChunk:

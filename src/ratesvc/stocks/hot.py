@@ -12,9 +12,10 @@ cache.py), and served only while (a) Redis still holds those versions and
 (b) none of its chunks has passed its freshness.  Any write of one of its
 chunks, by any replica or the refresher, gives that chunk a new version; a
 purge or an eviction removes them; so (a) fails at once and the answer is
-built again from Redis.  Only answers whose every chunk was a fresh hit and
-none still open are kept, so each is exactly what the slow path would build
-now.
+built again from Redis.  An answer with a stale chunk (served after an
+upstream failure) or the chunk still open today is not kept; one made of
+chunks just fetched is, since it is what the next read of them builds.  So
+each kept answer is exactly what the slow path would build now.
 
 Bounded by bytes (``RATESVC_STOCKS_KEPT_ANSWERS_MB``, 128 by default: twice
 the 480 distinct charts of ``bench/stocks_workload.py``, about 65 MiB) and by

@@ -65,8 +65,8 @@ class Page:
     next_from_ms: int | None = None
     """Set when more bars may follow: the next page's ``from`` (asc) or ``to`` (desc)."""
     versions: dict[date, bytes] | None = None
-    """Each chunk read for this page and its version, when every one was a fresh hit and
-    none is still open: the page may be kept while the chunks keep them (hot.py)."""
+    """Each chunk read for this page and its version, when none was stale or is still
+    open: the page may be kept while the chunks keep them (hot.py)."""
     fresh_until_ms: int = 0
     """When the first of its chunks stops being fresh."""
 
@@ -81,14 +81,22 @@ class _Sources:
     stale: int = 0
     statuses: set[str] = field(default_factory=set)
     versions: dict[date, bytes | None] = field(default_factory=dict)
-    """The version of each chunk read as a fresh hit."""
+    """The version of each chunk the answer read, fetched or waited for."""
     open: bool = False
     """The answer covers the chunk still open today."""
     fresh_until_ms: int = FOREVER_MS
 
+    def note(self, store: BarStore, series: SeriesKey, chunks: dict[date, CachedChunk]) -> None:
+        for chunk, value in chunks.items():
+            self.versions[chunk] = value.version
+            self.fresh_until_ms = min(
+                self.fresh_until_ms, store.fresh_until_ms(series, chunk, value)
+            )
+
     def kept_versions(self) -> dict[date, bytes] | None:
-        """What a page of these chunks depends on, if it may be kept (all hits, all versioned)."""
-        if self.open or not self.versions or self.cache_status() != "HIT":
+        """What a page of these chunks depends on, if it may be kept: none stale or open, all
+        versioned.  A page of fetched chunks is what the next read of them builds."""
+        if self.open or self.stale or not self.versions:
             return None
         versions = {c: v for c, v in self.versions.items() if v is not None}
         return versions if len(versions) == len(self.versions) else None
@@ -259,18 +267,14 @@ class StockBars:
         acquire: AcquireSlot,
     ) -> dict[date, CachedChunk]:
         """Every chunk in ``chunks``: fresh from Redis, fetched, waited for, or stale on error."""
-        versions, stored = await self.store.load_versioned(series, chunks)
+        stored = await self.store.load(series, chunks)
         result = self._fresh(series, chunks, stored)
         sources.cached += len(result)
         self.stats.chunks["cache"] += len(result)
         pending = [c for c in chunks if c not in result]
         if not pending:
             sources.statuses.update(value.status for value in result.values())
-            sources.versions.update(zip(chunks, versions, strict=True))
-            sources.fresh_until_ms = min(
-                [sources.fresh_until_ms]
-                + [self.store.fresh_until_ms(series, c, v) for c, v in result.items()]
-            )
+            sources.note(self.store, series, result)
             return result
 
         failure = await self._resolve(series, pending, result, sources, acquire)
@@ -287,6 +291,7 @@ class StockBars:
             self.stats.chunks["stale"] += len(pending)
             log.info("serving_stale", series=series.id, chunks=len(pending), why=failure.kind)
         sources.statuses.update(value.status for value in result.values())
+        sources.note(self.store, series, result)
         return result
 
     async def _resolve(
