@@ -63,8 +63,8 @@ class LagSamples:
             length = int(redis.xlen(keys.STREAM))
             oldest = redis.xrange(keys.STREAM, count=1)
             lag = 0.0
-            if oldest:
-                lag = max(0.0, time.time() - int(oldest[0][0].split(b"-")[0]) / 1000)
+            if oldest and isinstance(entry_id := oldest[0][0], bytes):  # <ms>-<seq>
+                lag = max(0.0, time.time() - int(entry_id.split(b"-")[0]) / 1000)
             self.lengths.append(length)
             self.lags_s.append(lag)
 

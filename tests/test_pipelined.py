@@ -47,11 +47,12 @@ async def test_an_error_reply_fails_only_its_command(redis_url: str, redis: Redi
     await redis.set("pipelined:s", "x")
     client = PipelinedRedis(redis_url)
     try:
-        wrong_type, fine = await asyncio.gather(
+        replies: list[object] = await asyncio.gather(
             client.execute("HMGET", "pipelined:s", "f"),
             client.execute("GET", "pipelined:s"),
             return_exceptions=True,
         )
+        wrong_type, fine = replies
         assert isinstance(wrong_type, ResponseError)
         assert fine == b"x"
     finally:
@@ -64,7 +65,7 @@ async def test_reconnects_after_the_connection_is_lost(redis_url: str, redis: Re
         await client.execute("SET", "pipelined:k", "1")
         lost = client._protocol.lost if client._protocol else None
         assert lost is not None
-        await redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await redis.client_kill_filter(_type="normal", skipme=True)
         await asyncio.wait_for(lost, 10)  # the client has seen the loss, however slow the loop
         assert await client.execute("GET", "pipelined:k") == b"1"
     finally:

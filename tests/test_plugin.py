@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from litestar import get
@@ -14,8 +16,11 @@ from litestar.types import ControllerRouterHandler
 
 from ratesvc.app import create_app
 from ratesvc.config import Settings
+from ratesvc.models import Quote
 from ratesvc.plugin import FeaturePlugin, state_of
 from ratesvc.services import Services
+
+NOW = datetime.now(UTC)
 
 
 @dataclass
@@ -65,7 +70,9 @@ class FirstPlugin(FeaturePlugin[FirstState]):
             finally:
                 plugin_log.append("first source stopped")
                 # Offered while stopping: the core must still drain it into the sink.
-                services.queue.offer("last update")
+                services.queue.offer(
+                    Quote(source="first", market="X", value=Decimal(1), observed_at=NOW)
+                )
 
         services.supervisor.start("first-source", source)
         self.log.append("first started")

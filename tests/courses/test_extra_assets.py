@@ -123,12 +123,13 @@ async def test_extra_assets_end_to_end(courses_settings: Settings) -> None:
         )
         assert history.json()["direction"] == "SOL-USD"
 
+        first: dict[str, Any] = {}
         async with client.stream(
             "GET", "/v1/courses/stream", params={"direction": "XRP-USD"}, timeout=10
         ) as stream:
             async for line in stream.aiter_lines():
                 if line.startswith("data:"):
-                    first: dict[str, Any] = json.loads(line.removeprefix("data:"))
+                    first = json.loads(line.removeprefix("data:"))
                     break
         assert [c["direction"] for c in first["courses"]] == ["XRP-USD"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -78,7 +79,7 @@ async def test_history_contract_against_the_simulators(
         simulated.upstreams.market.set_price("BTCUSDT", 70123.25)
 
         def shows_pinned_price(response: httpx.Response) -> bool:
-            points = response.json().get("points") if response.status_code == 200 else None
+            points = response.json().get("points") if response.status_code == 200 else []
             return bool(points) and points[-1]["close"] == 70123.25
 
         response = await eventually(
@@ -108,7 +109,8 @@ async def test_history_contract_against_the_simulators(
             {"direction": "USDTERC-RUB", "exchanger": "COINGECKO", "interval": "1H"},
         ):
             await eventually(
-                lambda p=params: client.get(HISTORY, params=p), lambda r: bool(points_of(r))
+                functools.partial(client.get, HISTORY, params=params),
+                lambda r: bool(points_of(r)),
             )
 
 
@@ -119,8 +121,8 @@ async def test_intervals_roll_up_the_minutes(
     closes = ["100", "101", "99", "105", "104", "103", "110", "90", "95", "96", "97"]
     await seed_minutes(db, "ETH-RUB", "coingecko", start, closes)
     async with app_client(create_app(courses_settings)) as client:
-        common = {"direction": "ETH-RUB", "exchanger": "coingecko"}
-        window = {"from": ms(start), "to": ms(start + 3 * MINUTE * 10)}
+        common: dict[str, str | int] = {"direction": "ETH-RUB", "exchanger": "coingecko"}
+        window: dict[str, str | int] = {"from": ms(start), "to": ms(start + 3 * MINUTE * 10)}
         minutes = points_of(await client.get(HISTORY, params={**common, **window}))
         assert [p["t"] for p in minutes] == [ms(start + i * MINUTE) for i in range(len(closes))]
         assert [p["close"] for p in minutes] == [float(c) for c in closes]
@@ -174,7 +176,11 @@ async def test_closed_chunks_come_from_the_cache_until_a_late_write(
 ) -> None:
     start = day_start(1) + timedelta(hours=5)
     await seed_minutes(db, "BTC-USD", "binance", start, ["10", "11", "12"])
-    params = {"direction": "BTC-USD", "from": ms(start), "to": ms(start + 59 * MINUTE)}
+    params: dict[str, str | int] = {
+        "direction": "BTC-USD",
+        "from": ms(start),
+        "to": ms(start + 59 * MINUTE),
+    }
     async with app_client(create_app(courses_settings)) as client:
         first = points_of(await client.get(HISTORY, params=params))
         assert [p["close"] for p in first] == [10, 11, 12]
@@ -248,7 +254,7 @@ async def test_sink_merges_a_minute_written_in_parts_and_bumps_late_minutes(
         await pool.close()
 
 
-BAD_INPUT = [
+BAD_INPUT: list[tuple[dict[str, str | list[str]], str | None]] = [
     ({}, "direction"),
     ({"direction": ""}, "direction"),
     ({"direction": "  "}, "direction"),

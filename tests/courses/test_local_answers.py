@@ -29,7 +29,7 @@ def local(redis: Redis, **options: float) -> LocalAnswers:
 
 def btc_usd(body: bytes) -> float:
     rows = json.loads(body)["courses"]
-    return next(r["value"] for r in rows if r["direction"] == "BTC-USD")
+    return float(next(r["value"] for r in rows if r["direction"] == "BTC-USD"))
 
 
 async def test_a_write_reaches_answers_within_max_age(redis: Redis) -> None:

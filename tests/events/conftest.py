@@ -50,7 +50,14 @@ def event(event_type: str = "login", **fields: Any) -> dict[str, Any]:
 
 async def redis_counts(redis: Redis) -> dict[str, int]:
     raw = await redis.hgetall(keys.COUNTS)
-    return {k.decode(): int(v) for k, v in raw.items() if k.decode() != keys.COMPLETE}
+    counts = {_text(k): int(v) for k, v in raw.items()}
+    counts.pop(keys.COMPLETE, None)
+    return counts
+
+
+def _text(value: bytes | str) -> str:
+    """A hash field as text (the client returns bytes; its stubs allow str too)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def db_counts(db: asyncpg.Connection) -> dict[str, int]:

@@ -93,7 +93,8 @@ def test_the_forwarded_header_counts_only_behind_a_trusted_proxy() -> None:
     }
     assert client_key(scope, trust_proxy=True) == "203.0.113.7"
     assert client_key(scope, trust_proxy=False) == "192.0.2.1"
-    assert client_key({"client": None, "headers": []}, trust_proxy=True) == "unknown"
+    nobody: Any = {"client": None, "headers": []}
+    assert client_key(nobody, trust_proxy=True) == "unknown"
 
 
 def test_ipv6_clients_count_per_64_and_keys_are_always_addresses() -> None:
@@ -139,7 +140,8 @@ async def test_the_limit_holds_across_two_instances_sharing_redis(
 
         async def stored_total() -> int:
             keys = [k async for k in redis.scan_iter("ratesvc:rl:*")]
-            return sum(int(v) for v in await redis.mget(keys)) if keys else 0
+            counts = await redis.mget(keys) if keys else []
+            return sum(int(v) for v in counts if v is not None)
 
         await eventually(stored_total, lambda total: total == admitted)
 

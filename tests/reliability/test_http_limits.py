@@ -13,8 +13,13 @@ import httpx
 import msgspec
 import pytest
 
-from ratesvc.api.limits import MAX_HEADER_BYTES, MAX_QUERY_PARAMS, MAX_TARGET_BYTES
-from ratesvc.app import MAX_BODY_BYTES, create_app
+from ratesvc.api.limits import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_QUERY_PARAMS,
+    MAX_TARGET_BYTES,
+)
+from ratesvc.app import create_app
 from ratesvc.config import Settings
 from support.apps import app_client
 from support.servers import serve_app

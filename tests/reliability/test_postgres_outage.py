@@ -29,7 +29,7 @@ def shows(value: float):  # type: ignore[no-untyped-def]
         if response.status_code != 200:
             return False
         rows = {r["direction"]: r for r in response.json()["courses"]}
-        return rows.get("BTC-USD", {}).get("value") == value
+        return bool(rows.get("BTC-USD", {}).get("value") == value)
 
     return accept
 

@@ -6,6 +6,7 @@ running replicas, or a key is deleted behind the service's back.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -61,7 +62,7 @@ async def test_counts_are_right_again_after_redis_restarted_empty(
         signups = [event("signup", user_id=i) for i in range(SIGNUPS)]
         assert (await replicas[0].post("/v1/events", json=signups)).status_code == 202
         for replica in replicas:
-            await eventually(lambda r=replica: r.get("/v1/stats/signup"), _count_is(SIGNUPS))
+            await eventually(functools.partial(replica.get, "/v1/stats/signup"), _count_is(SIGNUPS))
 
         port = own_redis.port
         own_redis.kill()
@@ -69,11 +70,11 @@ async def test_counts_are_right_again_after_redis_restarted_empty(
 
         for replica in replicas:
             await eventually(
-                lambda r=replica: r.get("/v1/stats/signup"),
+                functools.partial(replica.get, "/v1/stats/signup"),
                 _count_is(SIGNUPS),
                 timeout_s=BACK_WITHIN_S,
             )
-            await eventually(lambda r=replica: r.get("/v1/stats/never-seen"), _count_is(0))
+            await eventually(functools.partial(replica.get, "/v1/stats/never-seen"), _count_is(0))
         # New events after the loss count on top of what PostgreSQL already held.
         # (a pooled connection broken by the restart may answer one 503 first)
         await eventually(

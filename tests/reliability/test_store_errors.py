@@ -55,7 +55,7 @@ async def test_history_waits_while_postgres_is_down_and_nothing_is_lost(
 ) -> None:
     await apply_migrations(db)
     down = DownPool()
-    sink = PostgresQuoteSink(down, retry_min_s=0.01, retry_max_s=0.02)  # type: ignore[arg-type]
+    sink = PostgresQuoteSink(down, retry_min_s=0.01, retry_max_s=0.02)
     # Three minutes of BTC and one of ETH, while PostgreSQL is down.
     for minute in range(3):
         for second in (0, 20, 40):
@@ -96,7 +96,7 @@ async def _flushed(sink: PostgresQuoteSink) -> bool:
 async def test_history_beyond_the_bound_is_dropped_oldest_first_and_reported(
     captured_logs: io.StringIO,
 ) -> None:
-    sink = PostgresQuoteSink(DownPool(), buffer_max=3, retry_min_s=0.01)  # type: ignore[arg-type]
+    sink = PostgresQuoteSink(DownPool(), buffer_max=3, retry_min_s=0.01)
     for minute in range(5):
         await sink.write([quote("BTCUSDT", "100", minute * 60)])
     assert sink.pending == 3

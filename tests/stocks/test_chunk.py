@@ -60,7 +60,7 @@ def test_rendered_body_equals_the_encoded_response(next_url: str | None, bars: l
     series = SeriesKey(ticker="BRK.A", multiplier=1, timespan="day", adjusted=False)
     query = AggsQuery(series=series, from_ms=0, to_ms=1, sort="asc", limit=10)
     halves = [bars[:3], bars[3:]] if bars else []
-    fragments = [msgspec.json.encode(h)[1:-1] for h in halves]
+    fragments: list[bytes | memoryview] = [msgspec.json.encode(h)[1:-1] for h in halves]
     page = Page(fragments=fragments, count=len(bars), status="OK", cache="HIT")
 
     body = render_body(query, page, "abc", next_url)

@@ -126,7 +126,7 @@ def test_a_chunk_closes_when_its_last_bar_ends() -> None:
     assert chunk_closes_ms(date(2010, 1, 1), "week", 1) == et("2020-01-05")
     # Months, quarters and years end with their decade.
     for timespan in ("month", "quarter", "year"):
-        assert chunk_closes_ms(date(2010, 1, 1), timespan, 1) == et("2020-01-01")  # type: ignore[arg-type]
+        assert chunk_closes_ms(date(2010, 1, 1), timespan, 1) == et("2020-01-01")
     # On 2020-01-02 the open weekly bar is the one in the 2010s chunk.
     assert open_chunk(date(2020, 1, 2), "week", 1) == date(2010, 1, 1)
     assert open_chunk(date(2020, 1, 5), "week", 1) == date(2020, 1, 1)

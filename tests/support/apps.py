@@ -61,7 +61,8 @@ async def running(app: Litestar) -> AsyncIterator[None]:
 @asynccontextmanager
 async def app_client(app: Litestar, timeout_s: float = 30) -> AsyncIterator[httpx.AsyncClient]:
     """Start ``app``; yield a client calling it in-process; stop the app at the end."""
-    transport = httpx.ASGITransport(app=app, client=CLIENT_ADDRESS)
+    # Litestar's __call__ declares its own TypedDict scopes, httpx a plain mapping.
+    transport = httpx.ASGITransport(app=app, client=CLIENT_ADDRESS)  # type: ignore[arg-type]
     async with (
         running(app),
         httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=timeout_s) as client,
