@@ -84,6 +84,11 @@ class FeaturePlugin(InitPluginProtocol, Generic[StateT]):
 
     _app_initialised: bool = False
 
+    def __init__(self, *, raw: bool = True) -> None:
+        self.raw = raw
+        """False builds the routes without their raw ASGI layers: only the documented
+        Litestar handlers answer (the tests that compare both forms of each route)."""
+
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
         """The feature's routes (none by default)."""
         return ()

@@ -169,10 +169,9 @@ class CoursesPlugin(FeaturePlugin[CoursesState]):
     state_type = CoursesState
 
     def __init__(self, sources: Iterable[Source] = DEFAULT_SOURCES, *, raw: bool = True) -> None:
-        """``sources`` in failover order; ``raw=False``: the routes without their raw ASGI
-        layers (for the test comparing both forms)."""
+        """``sources`` in failover order; ``raw`` as in ``FeaturePlugin``."""
+        super().__init__(raw=raw)
         self.sources = Sources(sources)
-        self.raw = raw
 
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
         return [*routes(self.sources.names, raw=self.raw), *HISTORY_ROUTES]

@@ -28,10 +28,6 @@ class EventsPlugin(FeaturePlugin[EventsState]):
     name = "events"
     state_type = EventsState
 
-    def __init__(self, *, raw: bool = True) -> None:
-        self.raw = raw
-        """False: ``POST /v1/events`` without its raw ASGI layer (see ``routes.py``)."""
-
     def route_handlers(self) -> Sequence[ControllerRouterHandler]:
         return routes(raw=self.raw)
 

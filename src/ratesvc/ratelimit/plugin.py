@@ -31,6 +31,7 @@ class RateLimitPlugin(FeaturePlugin[RateLimiter]):
     state_type = RateLimiter
 
     def __init__(self, limiter: RateLimiter, *, trust_proxy: bool) -> None:
+        super().__init__()
         self.limiter = limiter
         self.trust_proxy = trust_proxy
 

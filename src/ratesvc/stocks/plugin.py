@@ -35,11 +35,6 @@ class StocksPlugin(FeaturePlugin[StocksState]):
     name = "stocks"
     state_type = StocksState
 
-    def __init__(self, *, raw: bool = True) -> None:
-        self.raw = raw
-        """False leaves out the routes' raw ASGI layers (for the test that compares both
-        forms of each route)."""
-
     def route_handlers(self) -> list[HTTPRouteHandler]:
         return [aggregates_route(raw=self.raw), *gateway_routes(raw=self.raw)]
 
